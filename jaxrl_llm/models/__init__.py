@@ -1,0 +1,18 @@
+"""Decoder LMs (Llama, Qwen2, Qwen3), Hugging Face checkpoint I/O and tokenizers."""
+
+from jaxrl_llm.models.config import ModelConfig, RopeScaling, SUPPORTED_ARCHITECTURES
+from jaxrl_llm.models.presets import get_preset, list_presets
+from jaxrl_llm.models.transformer import (
+    DecoderLM,
+    KVCache,
+    default_positions,
+    forward,
+    forward_with_cache,
+    hidden_states,
+    init_cache,
+    init_params,
+    param_logical_axes,
+    param_shapes,
+    unembed_weight,
+)
+from jaxrl_llm.models.hf_io import load_hf, save_hf
