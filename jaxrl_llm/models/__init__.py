@@ -16,3 +16,4 @@ from jaxrl_llm.models.transformer import (
     unembed_weight,
 )
 from jaxrl_llm.models.hf_io import load_hf, save_hf
+from jaxrl_llm.models.tokenizers import CharTokenizer, HFTokenizer, left_pad

@@ -1,0 +1,19 @@
+"""Meshes, logical-axis rules, and placement of params and batches."""
+
+from jaxrl_llm.sharding.mesh import (
+    MESH_AXES,
+    batch_sharding,
+    logical_sharding,
+    make_mesh,
+    maybe_initialize_distributed,
+    param_shardings,
+    shard_batch,
+    shard_params,
+    tree_shardings,
+)
+from jaxrl_llm.sharding.rules import (
+    SAMPLING_RULES,
+    TRAIN_RULES,
+    logical_to_mesh_axes,
+    rules_dict,
+)
