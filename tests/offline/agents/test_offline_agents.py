@@ -1,0 +1,260 @@
+"""Agent API: one update against NumPy transcriptions of the losses, update_n
+vs sequential updates, act, registry and input errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_llm.offline import agents
+from jaxrl_llm.offline.agents import common
+from jaxrl_llm.offline.types import Transitions
+
+OBS_DIM, ACT_DIM, BATCH = 4, 2, 16
+HIDDEN = (8, 8)
+
+
+def make_batch(seed, n=BATCH):
+  rng = np.random.default_rng(seed)
+  terminals = np.zeros(n, np.float32)
+  terminals[::5] = 1.0
+  timeouts = np.zeros(n, np.float32)
+  timeouts[3::7] = 1.0
+  return Transitions(
+      observations=jnp.asarray(rng.normal(size=(n, OBS_DIM)) * 2 + 1, jnp.float32),
+      actions=jnp.asarray(rng.uniform(-0.9, 0.9, (n, ACT_DIM)), jnp.float32),
+      rewards=jnp.asarray(rng.normal(size=n) * 3, jnp.float32),
+      next_observations=jnp.asarray(rng.normal(size=(n, OBS_DIM)), jnp.float32),
+      terminals=jnp.asarray(terminals), timeouts=jnp.asarray(timeouts))
+
+
+def small_config(name, **overrides):
+  config = agents.get(name).get_config()
+  config.hidden_dims = HIDDEN
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope="module")
+def stepped():
+  """Each agent initialised and stepped once (one jit compile per agent)."""
+  batch = make_batch(0)
+  out = {}
+  for name, cfg in [("bc", small_config("bc")),
+                    ("iql", small_config("iql", actor_lr=1e-2)),
+                    ("riql", small_config("riql", num_critics=3, quantile=0.25,
+                                          huber_sigma=0.5, q_target_max=2.0))]:
+    agent = agents.get(name)
+    state = agent.init(jax.random.key(1), batch, cfg)
+    new_state, metrics = agent.update(state, batch)
+    out[name] = (state, new_state, metrics)
+  return batch, out
+
+
+def _np(tree):
+  return jax.tree.map(np.asarray, tree)
+
+
+def np_gaussian_log_prob(mean, log_std, a):
+  std = np.exp(log_std)
+  return np.sum(-0.5 * ((a - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi), -1)
+
+
+@pytest.mark.parametrize("name", ["bc", "iql", "riql"])
+def test_update_changes_params_keeps_shapes(stepped, name):
+  _, out = stepped
+  state, new_state, metrics = out[name]
+  assert int(new_state.step) == 1
+  old, new = _np(state.actor_params), _np(new_state.actor_params)
+  assert jax.tree.map(np.shape, old) == jax.tree.map(np.shape, new)
+  changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b), old, new))
+  assert any(changed)
+  for key, value in metrics.items():
+    assert np.isfinite(value), key
+  assert not np.array_equal(np.asarray(jax.random.key_data(state.rng)),
+                            np.asarray(jax.random.key_data(new_state.rng)))
+
+
+def test_bc_loss_is_gaussian_nll(stepped):
+  batch, out = stepped
+  state, _, metrics = out["bc"]
+  mean, log_std = common.make_actor(state.config).apply(state.actor_params,
+                                                        batch.observations)
+  expected = -np.mean(np_gaussian_log_prob(np.asarray(mean), np.asarray(log_std),
+                                           np.asarray(batch.actions)))
+  np.testing.assert_allclose(metrics["actor_loss"], expected, rtol=1e-5)
+  # log_std starts at 0, so the loss is ½·||a − μ||² + d·½·log 2π per sample.
+  assert float(metrics["actor_std"]) == pytest.approx(1.0)
+
+
+def test_iql_losses_and_update_order(stepped):
+  """Value loss uses the target twin-Q min and the old V; actor and Q use the
+  *updated* V; Q regresses r + γ(1 − terminal)V'(s') on both heads; the target
+  moves by Polyak 0.005 towards the new critic."""
+  batch, out = stepped
+  state, new_state, metrics = out["iql"]
+  cfg = state.config
+  from jaxrl_llm.offline.agents import iql
+  actor, critic, value = iql._networks(cfg)
+  obs, act = batch.observations, batch.actions
+  r, d = np.asarray(batch.rewards), np.asarray(batch.terminals)
+  q_target = np.asarray(critic.apply(state.target_critic_params, obs, act)).min(0)
+  u = q_target - np.asarray(value.apply(state.value_params, obs))
+  expected_v = np.mean(np.where(u < 0, 1 - cfg.expectile, cfg.expectile) * u**2)
+  np.testing.assert_allclose(metrics["value_loss"], expected_v, rtol=1e-5)
+
+  adv = q_target - np.asarray(value.apply(new_state.value_params, obs))
+  w = np.minimum(np.exp(cfg.temperature * adv), 100.0)
+  mean, log_std = actor.apply(state.actor_params, obs)
+  expected_pi = -np.mean(w * np_gaussian_log_prob(np.asarray(mean), np.asarray(log_std),
+                                                  np.asarray(act)))
+  np.testing.assert_allclose(metrics["actor_loss"], expected_pi, rtol=1e-5)
+
+  next_v = np.asarray(value.apply(new_state.value_params, batch.next_observations))
+  y = r + 0.99 * (1 - d) * next_v  # timeouts do not cut bootstrapping
+  q = np.asarray(critic.apply(state.critic_params, obs, act))
+  expected_q = np.mean(((q - y) ** 2).sum(0))
+  np.testing.assert_allclose(metrics["critic_loss"], expected_q, rtol=1e-5)
+
+  jax.tree.map(
+      lambda t0, c1, t1: np.testing.assert_allclose(
+          t1, 0.995 * np.asarray(t0) + 0.005 * np.asarray(c1), rtol=1e-5, atol=1e-7),
+      state.target_critic_params, new_state.critic_params,
+      new_state.target_critic_params)
+
+
+def test_riql_losses_and_update_order(stepped):
+  """Observations normalised; V regresses the α-quantile of the target
+  ensemble; Q uses the *old* V(s'), clipped targets and Huber(δ = 1/σ²)
+  averaged over members; the deterministic actor's weighted MSE uses the old V."""
+  batch, out = stepped
+  state, new_state, metrics = out["riql"]
+  cfg = state.config
+  from jaxrl_llm.offline.agents import riql
+  actor, critic, value = riql._networks(cfg)
+  both = np.concatenate([np.asarray(batch.observations),
+                         np.asarray(batch.next_observations)])
+  mu, sd = both.mean(0), both.std(0) + 1e-3
+  np.testing.assert_allclose(state.obs_mean, mu, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(state.obs_std, sd, rtol=1e-5)
+  obs = (np.asarray(batch.observations) - mu) / sd
+  next_obs = (np.asarray(batch.next_observations) - mu) / sd
+  act = np.asarray(batch.actions)
+  r, d = np.asarray(batch.rewards), np.asarray(batch.terminals)
+
+  q_all = np.asarray(critic.apply(state.target_critic_params, obs, act))
+  assert q_all.shape == (3, BATCH)
+  q_alpha = np.quantile(q_all, 0.25, axis=0)  # NumPy's default rule is linear
+  v_old = np.asarray(value.apply(state.value_params, obs))
+  u = q_alpha - v_old
+  expected_v = np.mean(np.where(u < 0, 0.3, 0.7) * u**2)
+  np.testing.assert_allclose(metrics["value_loss"], expected_v, rtol=1e-5)
+
+  y = r + 0.99 * (1 - d) * np.asarray(value.apply(state.value_params, next_obs))
+  y = np.clip(y, -100.0, 2.0)
+  assert (y == 2.0).any()  # the clip is exercised
+  q = np.asarray(critic.apply(state.critic_params, obs, act))
+  delta = 1 / 0.5**2
+  x = np.abs(y[None] - q)
+  huber = np.where(x < delta, x**2 / (2 * delta), x - delta / 2)
+  np.testing.assert_allclose(metrics["critic_loss"], huber.mean(), rtol=1e-5)
+
+  w = np.minimum(np.exp(3.0 * (q_alpha - v_old)), 100.0)
+  pi = np.asarray(actor.apply(state.actor_params, obs))
+  expected_pi = np.mean(w * ((pi - act) ** 2).sum(-1))
+  np.testing.assert_allclose(metrics["actor_loss"], expected_pi, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["bc", "iql", "riql"])
+def test_update_n_equals_sequential_updates(stepped, name):
+  batch, out = stepped
+  agent = agents.get(name)
+  state = out[name][0]
+  batches = [make_batch(s) for s in (11, 12, 13)]
+  seq, seq_metrics = state, []
+  for b in batches:
+    seq, m = agent.update(seq, b)
+    seq_metrics.append(m)
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *batches)
+  scanned, metrics = agent.update_n(state, stacked)
+  assert int(scanned.step) == 3
+  leaves_a = jax.tree.leaves(scanned)
+  leaves_b = jax.tree.leaves(seq)
+  for a, b in zip(leaves_a, leaves_b):
+    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+      a, b = jax.random.key_data(a), jax.random.key_data(b)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=1e-5)
+  for key in metrics:
+    np.testing.assert_allclose(metrics[key], [m[key] for m in seq_metrics],
+                               rtol=2e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["bc", "iql", "riql"])
+def test_act_shapes_range_and_determinism(stepped, name):
+  batch, out = stepped
+  agent = agents.get(name)
+  state = out[name][1]
+  obs = batch.observations[:5]
+  k1, k2 = jax.random.key(5), jax.random.key(6)
+  det1 = agent.act(state, obs, k1, deterministic=True)
+  det2 = agent.act(state, obs, k2, deterministic=True)
+  assert det1.shape == (5, ACT_DIM)
+  np.testing.assert_array_equal(det1, det2)
+  s1 = agent.act(state, obs, k1, deterministic=False)
+  s1b = agent.act(state, obs, k1, deterministic=False)
+  s2 = agent.act(state, obs, k2, deterministic=False)
+  np.testing.assert_array_equal(s1, s1b)
+  assert not np.array_equal(s1, s2)
+  for a in (det1, s1, s2):
+    assert np.all(np.abs(np.asarray(a)) <= 1.0)
+  single = agent.act(state, batch.observations[0], k1, deterministic=True)
+  assert single.shape == (ACT_DIM,)
+  np.testing.assert_allclose(single, det1[0], rtol=1e-6)
+
+
+def test_riql_act_normalises_observations(stepped):
+  batch, out = stepped
+  state = out["riql"][1]
+  obs = np.asarray(batch.observations[:3])
+  raw = common.make_actor(state.config).apply(
+      state.actor_params, (obs - np.asarray(state.obs_mean)) / np.asarray(state.obs_std))
+  np.testing.assert_allclose(agents.riql.act(state, obs, jax.random.key(0)),
+                             np.clip(raw, -1, 1), rtol=1e-5)
+
+
+def test_unknown_agent_lists_known_names():
+  with pytest.raises(ValueError, match="unknown agent 'cql'.*bc, iql, riql"):
+    agents.get("cql")
+  assert agents.get("IQL") is agents.iql
+
+
+def test_bad_batch_and_config_errors():
+  batch = make_batch(0)
+  bad = batch._replace(rewards=batch.rewards[:-1])
+  with pytest.raises(ValueError, match="batch.rewards"):
+    agents.iql.init(jax.random.key(0), bad, small_config("iql"))
+  with pytest.raises(ValueError, match="batch.terminals is missing"):
+    agents.bc.init(jax.random.key(0), batch._replace(terminals=None), small_config("bc"))
+  cfg = small_config("bc")
+  cfg.unknown_option = 1
+  with pytest.raises(ValueError, match="unknown_option"):
+    agents.bc.init(jax.random.key(0), batch, cfg)
+  with pytest.raises(ValueError, match="actor_type"):
+    agents.bc.init(jax.random.key(0), batch, small_config("bc", actor_type="beta"))
+  with pytest.raises(ValueError, match="unknown RIQL task"):
+    agents.riql.get_config("hopper/random/nothing")
+  with pytest.raises(ValueError, match="unknown IQL domain"):
+    agents.iql.get_config("atari")
+
+
+def test_paper_settings_in_configs():
+  assert (agents.iql.get_config("antmaze").expectile,
+          agents.iql.get_config("antmaze").temperature) == (0.9, 10.0)
+  kitchen = agents.iql.get_config("kitchen")
+  assert (kitchen.expectile, kitchen.temperature, kitchen.actor_dropout_rate) == (0.7, 0.5, 0.1)
+  cfg = agents.riql.get_config("hopper/random/observations")
+  assert (cfg.huber_sigma, cfg.quantile, cfg.num_critics) == (0.1, 0.25, 3)
+  cfg = agents.riql.get_config("walker2d/adversarial/rewards")
+  assert (cfg.huber_sigma, cfg.quantile, cfg.num_critics) == (3.0, 0.1, 5)
