@@ -1,0 +1,55 @@
+"""Pure RL objectives for language models: policy-gradient losses, advantage
+estimators, divergences, aggregation, preference losses and DAPO data pieces.
+
+Everything here takes arrays (log-probs, masks, advantages, rewards), never a
+model: ``losses`` must not import ``jaxrl_llm.models`` (DESIGN.md layering).
+Losses return :class:`LossOutput` ``(total, count, metrics)``; the loss is
+``safe_mean(total, count)``.
+"""
+
+from jaxrl_llm.losses import advantages
+from jaxrl_llm.losses.advantages import (
+    discounted_returns,
+    dr_grpo_advantages,
+    gae_advantages,
+    gpg_advantages,
+    group_stats,
+    grpo_advantages,
+    grpo_passk_advantages,
+    lite_ppo_advantages,
+    opo_advantages,
+    reinforce_plus_plus_advantages,
+    reinforce_plus_plus_baseline_advantages,
+    rloo_advantages,
+)
+from jaxrl_llm.losses.aggregation import (
+    AGGREGATION_MODES,
+    aggregate,
+    masked_mean,
+    masked_sum,
+    masked_var,
+    masked_whiten,
+    safe_mean,
+)
+from jaxrl_llm.losses.dapo import dynamic_sampling_filter, overlong_penalty
+from jaxrl_llm.losses.divergences import (
+    entropy_from_logits,
+    f_divergence,
+    f_generator,
+    forward_kl_estimate,
+    kl_divergence,
+    kl_from_logits,
+)
+from jaxrl_llm.losses.importance import truncated_importance_weights
+from jaxrl_llm.losses.policy import (
+    cispo_policy_loss,
+    gpg_policy_loss,
+    gspo_policy_loss,
+    ppo_policy_loss,
+    reinforce_loss,
+    sequence_log_ratio,
+)
+from jaxrl_llm.losses.preference import dpo_loss, inpo_loss
+from jaxrl_llm.losses.registry import get_advantage_estimator, get_kl, get_policy_loss
+from jaxrl_llm.losses.types import LossOutput
+from jaxrl_llm.losses.value import clipped_value_loss
