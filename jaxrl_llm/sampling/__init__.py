@@ -1,0 +1,18 @@
+"""Sampling: prefill + KV-cache decode, sampling filters, log-probs of what was sampled."""
+
+from jaxrl_llm.sampling.filters import (
+    Draw,
+    SamplingParams,
+    filter_logits,
+    sample_from_logits,
+    top_p_mask,
+    top_p_mask_sorted,
+    validate_sampling_params,
+)
+from jaxrl_llm.sampling.sampler import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    SampleOutput,
+    bucket_length,
+    generate,
+)

@@ -1,0 +1,302 @@
+"""Autoregressive generation with a preallocated KV cache, G samples per prompt.
+
+For prompts ``x_b`` (left-padded) the sampler draws, for every prompt, G
+completions ``y ~ q(· | x_b)`` token by token,
+
+    y_t ~ q(· | x, y_<t) = softmax(filter(ℓ_t / T)),   ℓ_t = W_out h_t(x, y_<t),
+
+and returns for each drawn token both ``log p(y_t | x, y_<t)`` under the model at
+temperature 1 without filters (what an RL loss's importance ratio needs) and
+``log q(y_t | ...)`` under the distribution it was actually drawn from.
+
+Work is shared across the G samples: the prompt is run once (prefill, B rows)
+and its KV cache is then repeated to the B·G decoding rows, so rows
+``b·G … b·G + G − 1`` hold prompt b's samples. Decoding is one
+`jax.lax.while_loop` over a preallocated cache of ``P + N`` slots that exits as
+soon as every row has emitted a stop token; its state (the cache) is donated so
+the loop updates it in place. Prompt widths are bucketed (left-padded to a
+power of two, at least 16) so a new prompt length rarely recompiles.
+
+``prefix_tokens`` forces the first tokens of a row's completion (PrefixRL,
+hint scaffolding): forced tokens are emitted as given, still get their model
+log-prob, have sampling log-prob 0 and are flagged in ``SampleOutput.forced``
+so a loss can exclude them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple, Optional, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_llm.models import (KVCache, ModelConfig, default_positions, forward_with_cache,
+                              init_cache, unembed_weight)
+from jaxrl_llm.sampling.filters import SamplingParams, sample_from_logits, validate_sampling_params
+from jaxrl_llm.sharding import SAMPLING_RULES, batch_sharding, logical_sharding
+
+FINISH_STOP = 0  # the row emitted one of `stop_tokens`
+FINISH_LENGTH = 1  # the row reached `max_new_tokens`
+MIN_BUCKET = 16
+
+_CACHE_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
+
+
+class SampleOutput(NamedTuple):
+  """Completions, ``R = B * num_samples`` rows (row r belongs to prompt r // num_samples).
+
+  tokens:            [R, N] int32, pad id after the end of each completion.
+  logprobs:          [R, N] float32, log p_model(token) at temperature 1, 0 where ~mask.
+  sampling_logprobs: [R, N] float32, log q(token) under the filtered, temperature-scaled
+                     distribution it was drawn from (0 for greedy and forced tokens).
+  mask:              [R, N] bool, completion tokens (up to and including the stop token).
+  forced:            [R, N] bool, tokens given by `prefix_tokens` rather than sampled.
+  lengths:           [R] int32, number of completion tokens (= mask.sum(-1)).
+  finish_reason:     [R] int32, FINISH_STOP or FINISH_LENGTH.
+  prompt_index:      [R] int32, index of the prompt each row continues.
+  """
+
+  tokens: jax.Array
+  logprobs: jax.Array
+  sampling_logprobs: jax.Array
+  mask: jax.Array
+  forced: jax.Array
+  lengths: jax.Array
+  finish_reason: jax.Array
+  prompt_index: jax.Array
+
+
+class _Prefilled(NamedTuple):
+  cache: KVCache  # [L, R, S, KV, Dh]
+  hidden: jax.Array  # [R, D] final-norm hidden state of each prompt's last token
+  next_position: jax.Array  # [R] position id of the first completion token
+  kv_mask: jax.Array  # [R, S] valid cache slots (prompt tokens, then all completion slots)
+
+
+def bucket_length(length: int, min_bucket: int = MIN_BUCKET) -> int:
+  """Prompt width after bucketing: the next power of two, at least ``min_bucket``."""
+  return max(min_bucket, 1 << max(int(length) - 1, 0).bit_length())
+
+
+def _constrain(x, mesh, rules, logical):
+  if mesh is None:
+    return x
+  return jax.lax.with_sharding_constraint(x, logical_sharding(logical, mesh, rules, x.shape))
+
+
+def _constrain_cache(cache: KVCache, mesh, rules) -> KVCache:
+  return KVCache(*(_constrain(c, mesh, rules, _CACHE_AXES) for c in cache))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "num_samples", "max_new_tokens",
+                                             "cache_dtype", "mesh", "rules"))
+def _prefill(params, prompt_tokens, prompt_mask, *, config: ModelConfig, num_samples: int,
+             max_new_tokens: int, cache_dtype, mesh=None, rules=SAMPLING_RULES) -> _Prefilled:
+  """Runs the B prompts once, then repeats their cache to B·G rows."""
+  b, p = prompt_tokens.shape
+  slots = p + max_new_tokens
+  positions = default_positions(prompt_mask)
+  kv_mask = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((b, max_new_tokens), bool)], 1)
+  cache = _constrain_cache(init_cache(config, b, slots, cache_dtype), mesh, rules)
+  hidden, cache = forward_with_cache(config, params, prompt_tokens, positions, kv_mask, cache, 0)
+  repeat = lambda x, axis: jnp.repeat(x, num_samples, axis=axis)
+  cache = _constrain_cache(KVCache(repeat(cache.k, 1), repeat(cache.v, 1)), mesh, rules)
+  next_position = jnp.sum(prompt_mask.astype(jnp.int32), axis=-1)
+  return _Prefilled(cache, repeat(hidden[:, -1], 0), repeat(next_position, 0),
+                    repeat(kv_mask, 0))
+
+
+class _LoopState(NamedTuple):
+  step: jax.Array
+  cache: KVCache
+  hidden: jax.Array
+  position: jax.Array
+  done: jax.Array
+  tokens: jax.Array
+  logprobs: jax.Array
+  sampling_logprobs: jax.Array
+  mask: jax.Array
+
+
+@functools.partial(
+    jax.jit, donate_argnames=("prefilled",),
+    static_argnames=("config", "sampling", "max_new_tokens", "stop_tokens", "pad_id",
+                     "prompt_width", "mesh", "rules"))
+def _decode(params, prefilled: _Prefilled, prefix, key, *, config: ModelConfig,
+            sampling: SamplingParams, max_new_tokens: int, stop_tokens: tuple[int, ...],
+            pad_id: int, prompt_width: int, mesh=None, rules=SAMPLING_RULES):
+  """The decode loop; returns the final loop state (its cache aliases the donated one)."""
+  rows = prefilled.hidden.shape[0]
+  w_out = unembed_weight(config, params)
+  stops = jnp.asarray(stop_tokens if stop_tokens else (-1,), jnp.int32)
+
+  def cond(s: _LoopState):
+    return (s.step < max_new_tokens) & ~jnp.all(s.done)
+
+  def body(s: _LoopState):
+    t = s.step
+    logits = jnp.einsum("rd,dv->rv", s.hidden, w_out.astype(s.hidden.dtype),
+                        preferred_element_type=jnp.float32)
+    draw = sample_from_logits(logits, jax.random.fold_in(key, t), sampling)
+    token, sampling_logprob = draw.token, draw.sampling_logprob
+    if prefix is not None:
+      forced_token = jax.lax.dynamic_index_in_dim(prefix, t, axis=1, keepdims=False)
+      is_forced = forced_token >= 0
+      token = jnp.where(is_forced, forced_token, token)
+      sampling_logprob = jnp.where(is_forced, 0.0, sampling_logprob)
+    logprob = (jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
+               - jax.nn.logsumexp(logits, axis=-1))
+    live = ~s.done
+    token = jnp.where(live, token, pad_id)
+    put = lambda buf, val: jax.lax.dynamic_update_index_in_dim(buf, val, t, axis=1)
+    done = s.done | (live & jnp.any(token[:, None] == stops[None, :], axis=-1))
+    hidden, cache = forward_with_cache(config, params, token[:, None], s.position[:, None],
+                                       prefilled.kv_mask, s.cache, prompt_width + t)
+    return _LoopState(
+        step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden[:, 0],
+        position=s.position + 1, done=done, tokens=put(s.tokens, token),
+        logprobs=put(s.logprobs, jnp.where(live, logprob, 0.0)),
+        sampling_logprobs=put(s.sampling_logprobs, jnp.where(live, sampling_logprob, 0.0)),
+        mask=put(s.mask, live))
+
+  shape = (rows, max_new_tokens)
+  init = _LoopState(
+      step=jnp.zeros((), jnp.int32), cache=prefilled.cache, hidden=prefilled.hidden,
+      position=prefilled.next_position, done=jnp.zeros((rows,), bool),
+      tokens=jnp.full(shape, pad_id, jnp.int32), logprobs=jnp.zeros(shape, jnp.float32),
+      sampling_logprobs=jnp.zeros(shape, jnp.float32), mask=jnp.zeros(shape, bool))
+  return jax.lax.while_loop(cond, body, init)
+
+
+def _as_int_array(name, x, ndim):
+  x = np.asarray(x)
+  if x.ndim != ndim:
+    raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+  if x.size and not np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
+    raise ValueError(f"{name} must hold integers, got dtype {x.dtype}")
+  return x
+
+
+def _prepare_prefix(prefix_tokens, batch, num_samples, max_new_tokens, vocab_size):
+  prefix = _as_int_array("prefix_tokens", prefix_tokens, 2).astype(np.int32)
+  rows = batch * num_samples
+  if prefix.shape[0] == batch and num_samples > 1:
+    prefix = np.repeat(prefix, num_samples, axis=0)
+  if prefix.shape[0] != rows:
+    raise ValueError(f"prefix_tokens must have {batch} (one per prompt) or {rows} (one per "
+                     f"sample) rows, got shape {prefix.shape}")
+  if prefix.shape[1] > max_new_tokens:
+    raise ValueError(f"prefix_tokens is {prefix.shape[1]} wide but max_new_tokens="
+                     f"{max_new_tokens}")
+  if np.any(prefix >= vocab_size):
+    raise ValueError(f"prefix_tokens must be < vocab_size={vocab_size} (negative = no forced "
+                     f"token), got max {prefix.max()}")
+  forced = prefix >= 0
+  if np.any(forced[:, 1:] & ~forced[:, :-1]):
+    raise ValueError("prefix_tokens: forced tokens must form a prefix of each row (negative "
+                     "entries only after the last forced token)")
+  out = np.full((rows, max_new_tokens), -1, np.int32)
+  out[:, :prefix.shape[1]] = prefix
+  return jnp.asarray(out)
+
+
+def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.Array, *,
+             max_new_tokens: int, num_samples: int = 1, temperature: float = 1.0,
+             top_k: Optional[int] = None, top_p: Optional[float] = None,
+             min_p: Optional[float] = None, stop_tokens: Sequence[int] = (),
+             prefix_tokens=None, pad_token_id: Optional[int] = None, cache_dtype=None,
+             mesh=None, rules=SAMPLING_RULES, min_bucket: int = MIN_BUCKET) -> SampleOutput:
+  """Samples ``num_samples`` completions of ``max_new_tokens`` tokens per prompt.
+
+  Args:
+    config, params: the decoder LM (`jaxrl_llm.models`).
+    prompt_tokens, prompt_mask: ``[B, P]`` left-padded prompts (mask 1 = real token);
+      every prompt needs at least one real token.
+    key: PRNG key; step t uses ``fold_in(key, t)``.
+    max_new_tokens: N, completion length budget (static: changing it recompiles).
+    num_samples: G completions per prompt; the prompt is prefilled once.
+    temperature: 0 = greedy (argmax; filters are then irrelevant).
+    top_k, top_p, min_p: filters (see `jaxrl_llm.sampling.filters`), applied in that order.
+    stop_tokens: ids that end a row (the stop token is part of the completion).
+    prefix_tokens: optional ``[B or B*G, F]`` (F <= N) forced completion prefixes;
+      negative entries (only after a row's last forced token) mean "sample".
+    pad_token_id: id written after a row ends (default config.pad_token_id or 0).
+    cache_dtype: KV-cache dtype (default: the embedding's dtype).
+    mesh, rules: run with the cache laid out by the logical-axis ``rules`` on ``mesh``
+      (params should already be placed, e.g. `sharding.shard_params(..., SAMPLING_RULES)`).
+    min_bucket: smallest bucketed prompt width.
+
+  Returns:
+    `SampleOutput` with ``B * num_samples`` rows.
+  """
+  tokens = _as_int_array("prompt_tokens", prompt_tokens, 2)
+  mask = _as_int_array("prompt_mask", prompt_mask, 2)
+  if mask.shape != tokens.shape:
+    raise ValueError(f"prompt_mask has shape {mask.shape}, expected prompt_tokens' shape "
+                     f"{tokens.shape}")
+  batch, width = tokens.shape
+  if batch == 0:
+    raise ValueError("prompt_tokens is an empty batch (0 prompts)")
+  if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+  if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+    raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+  mask = mask.astype(bool)
+  lengths = mask.sum(-1)
+  if np.any(lengths == 0):
+    raise ValueError(f"every prompt needs at least one real token; prompt_mask rows "
+                     f"{np.flatnonzero(lengths == 0).tolist()} are empty")
+  if np.any(mask[:, :-1] & ~mask[:, 1:]):
+    raise ValueError("prompts must be left-padded: prompt_mask must be 0...0 1...1 in each row")
+  context = config.max_position_embeddings
+  if lengths.max() + max_new_tokens > context:
+    raise ValueError(
+        f"prompt length {int(lengths.max())} + max_new_tokens {max_new_tokens} exceeds the "
+        f"model context max_position_embeddings={context}")
+  if tokens.size and (tokens[mask].max(initial=0) >= config.vocab_size or tokens[mask].min(
+      initial=0) < 0):
+    raise ValueError(f"prompt_tokens must lie in [0, vocab_size={config.vocab_size})")
+  stop_tokens = tuple(int(s) for s in stop_tokens)
+  for s in stop_tokens:
+    if not 0 <= s < config.vocab_size:
+      raise ValueError(f"stop token {s} is outside [0, vocab_size={config.vocab_size})")
+  sampling = validate_sampling_params(SamplingParams(temperature, top_k, top_p, min_p),
+                                      config.vocab_size)
+  pad_id = pad_token_id if pad_token_id is not None else (config.pad_token_id or 0)
+  prefix = None
+  if prefix_tokens is not None:
+    prefix = _prepare_prefix(prefix_tokens, batch, num_samples, max_new_tokens,
+                             config.vocab_size)
+  if cache_dtype is None:
+    cache_dtype = params["embedding"].dtype
+
+  # Bucket the prompt width (left-pad further) so nearby lengths share a compilation.
+  padded = bucket_length(width, min_bucket)
+  pad = padded - width
+  tokens = np.pad(np.where(mask, tokens, pad_id), ((0, 0), (pad, 0)), constant_values=pad_id)
+  mask = np.pad(mask, ((0, 0), (pad, 0)))
+  tokens, mask = jnp.asarray(tokens, jnp.int32), jnp.asarray(mask)
+  if mesh is not None:
+    tokens = jax.device_put(tokens, batch_sharding(mesh, rules, 2, tokens.shape))
+    mask = jax.device_put(mask, batch_sharding(mesh, rules, 2, mask.shape))
+
+  prefilled = _prefill(params, tokens, mask, config=config, num_samples=num_samples,
+                       max_new_tokens=max_new_tokens, cache_dtype=jnp.dtype(cache_dtype),
+                       mesh=mesh, rules=rules)
+  final = _decode(params, prefilled, prefix, key, config=config, sampling=sampling,
+                  max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, pad_id=int(pad_id),
+                  prompt_width=padded, mesh=mesh, rules=rules)
+  rows = batch * num_samples
+  forced = (jnp.zeros((rows, max_new_tokens), bool) if prefix is None
+            else (prefix >= 0) & final.mask)
+  lengths = jnp.sum(final.mask, axis=-1, dtype=jnp.int32)
+  finish = jnp.where(final.done, FINISH_STOP, FINISH_LENGTH).astype(jnp.int32)
+  out = SampleOutput(tokens=final.tokens, logprobs=final.logprobs,
+                     sampling_logprobs=final.sampling_logprobs, mask=final.mask, forced=forced,
+                     lengths=lengths, finish_reason=finish,
+                     prompt_index=jnp.arange(rows, dtype=jnp.int32) // num_samples)
+  chex.assert_shape([out.tokens, out.logprobs, out.mask], (rows, max_new_tokens))
+  return out
