@@ -1,0 +1,54 @@
+"""Test-wide setup: 8 fake CPU devices (for mesh tests) and shared tiny HF checkpoints."""
+
+import os
+
+# Must happen before jax is imported anywhere: gives 8 CPU devices so sharding
+# tests can build a (data=2, fsdp=2, tensor=2) mesh. Single-device code is
+# unaffected (it runs on device 0).
+_flag = "--xla_force_host_platform_device_count=8"
+if _flag not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+# The three tiny families of the acceptance tests, as transformers config kwargs.
+TINY_HF_FAMILIES = {
+    # untied embeddings, GQA 4:2, Llama-3 rope scaling active at these lengths
+    "llama": dict(tie_word_embeddings=False, rope_theta=500000.0,
+                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+    "qwen2": dict(tie_word_embeddings=True),  # q/k/v biases
+    "qwen3": dict(tie_word_embeddings=False, head_dim=16),  # q/k RMSNorm
+}
+
+
+def build_hf_model(family: str, seed: int = 0, std: float = 0.2, **overrides):
+  """A random tiny transformers model (every weight, bias and norm ~ N(0, std))."""
+  import torch
+  from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config
+
+  cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}[family]
+  kwargs = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                bos_token_id=1, eos_token_id=2, pad_token_id=0)
+  kwargs.update(TINY_HF_FAMILIES[family])
+  kwargs.update(overrides)
+  torch.manual_seed(seed)
+  model = AutoModelForCausalLM.from_config(cls(**kwargs), dtype=torch.float32).eval()
+  with torch.no_grad():
+    for p in model.parameters():
+      p.normal_(0.0, std)
+  return model
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoints(tmp_path_factory):
+  """{family: directory} of saved tiny transformers checkpoints (built once per session)."""
+  out = {}
+  for family in TINY_HF_FAMILIES:
+    path = tmp_path_factory.mktemp(f"hf_{family}")
+    build_hf_model(family).save_pretrained(path)
+    out[family] = str(path)
+  return out
