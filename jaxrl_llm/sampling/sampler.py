@@ -122,14 +122,18 @@ class _LoopState(NamedTuple):
 
 
 @functools.partial(
-    jax.jit, donate_argnames=("prefilled",),
+    jax.jit, donate_argnames=("cache", "hidden", "position"),
     static_argnames=("config", "sampling", "max_new_tokens", "stop_tokens", "pad_id",
                      "prompt_width", "mesh", "rules"))
-def _decode(params, prefilled: _Prefilled, prefix, key, *, config: ModelConfig,
+def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key, *, config: ModelConfig,
             sampling: SamplingParams, max_new_tokens: int, stop_tokens: tuple[int, ...],
             pad_id: int, prompt_width: int, mesh=None, rules=SAMPLING_RULES):
-  """The decode loop; returns the final loop state (its cache aliases the donated one)."""
-  rows = prefilled.hidden.shape[0]
+  """The decode loop; returns the final loop state.
+
+  ``cache``, ``hidden`` and ``position`` are donated: the loop carries them and the
+  returned state aliases their buffers, so the cache is updated in place.
+  """
+  rows = hidden.shape[0]
   w_out = unembed_weight(config, params)
   stops = jnp.asarray(stop_tokens if stop_tokens else (-1,), jnp.int32)
 
@@ -154,7 +158,7 @@ def _decode(params, prefilled: _Prefilled, prefix, key, *, config: ModelConfig,
     put = lambda buf, val: jax.lax.dynamic_update_index_in_dim(buf, val, t, axis=1)
     done = s.done | (live & jnp.any(token[:, None] == stops[None, :], axis=-1))
     hidden, cache = forward_with_cache(config, params, token[:, None], s.position[:, None],
-                                       prefilled.kv_mask, s.cache, prompt_width + t)
+                                       kv_mask, s.cache, prompt_width + t)
     return _LoopState(
         step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden[:, 0],
         position=s.position + 1, done=done, tokens=put(s.tokens, token),
@@ -164,8 +168,7 @@ def _decode(params, prefilled: _Prefilled, prefix, key, *, config: ModelConfig,
 
   shape = (rows, max_new_tokens)
   init = _LoopState(
-      step=jnp.zeros((), jnp.int32), cache=prefilled.cache, hidden=prefilled.hidden,
-      position=prefilled.next_position, done=jnp.zeros((rows,), bool),
+      step=jnp.zeros((), jnp.int32), cache=cache, hidden=hidden, position=position, done=jnp.zeros((rows,), bool),
       tokens=jnp.full(shape, pad_id, jnp.int32), logprobs=jnp.zeros(shape, jnp.float32),
       sampling_logprobs=jnp.zeros(shape, jnp.float32), mask=jnp.zeros(shape, bool))
   return jax.lax.while_loop(cond, body, init)
@@ -286,7 +289,8 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
   prefilled = _prefill(params, tokens, mask, config=config, num_samples=num_samples,
                        max_new_tokens=max_new_tokens, cache_dtype=jnp.dtype(cache_dtype),
                        mesh=mesh, rules=rules)
-  final = _decode(params, prefilled, prefix, key, config=config, sampling=sampling,
+  final = _decode(params, prefilled.cache, prefilled.hidden, prefilled.next_position,
+                  prefilled.kv_mask, prefix, key, config=config, sampling=sampling,
                   max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, pad_id=int(pad_id),
                   prompt_width=padded, mesh=mesh, rules=rules)
   rows = batch * num_samples
