@@ -49,8 +49,9 @@ NEG_INF = -1e30
 # Columns of the per-token statistics the forward saves (the only residuals).
 LSE, LOGP, ENTROPY, KL, REF_LOGP, REF_LSE = range(6)
 NUM_STATS = 6
-# Columns of the cotangent in the packed per-row array the backward kernels read.
-G_LOGP, G_ENTROPY, G_KL = 8, 9, 10
+# Columns of the per-row cotangent coefficients in the packed array the backward
+# kernels read: c1 (see module docstring), g_H and g_KL.
+C1, G_ENTROPY, G_KL = 8, 9, 10
 # Width of the packed per-row array: stats in columns 0..5, cotangents in 8..10.
 MIN_ROW_WIDTH = 16
 
@@ -133,7 +134,11 @@ def online_update(state: dict, z: jax.Array, b: Optional[jax.Array], valid: jax.
 
 
 def finalize(state: dict, kl_mode: Optional[str]) -> dict:
-  """Accumulators -> ``{column index: [r, 1]}`` per-token statistics."""
+  """Accumulators -> ``{column index: [r, 1]}`` per-token statistics.
+
+  The ``KL`` column is the full KL for ``kl_mode="full"`` and 0 otherwise (``k3``
+  is a per-token function of LOGP and REF_LOGP, see :func:`k3_from_logprobs`).
+  """
   log_l = jnp.log(state["l"])
   lse = state["m"] + log_l
   logp = state["y"] - lse
@@ -146,12 +151,22 @@ def finalize(state: dict, kl_mode: Optional[str]) -> dict:
     logq = state["yb"] - lse_b
     stats[REF_LSE] = lse_b
     stats[REF_LOGP] = logq
-    if kl_mode == "k3":
-      r = logq - logp
-      stats[KL] = jnp.expm1(r) - r
-    else:
+    if kl_mode == "full":
       stats[KL] = state["u"] / state["l"] - lse + lse_b
   return stats
+
+
+def k3_from_logprobs(logp: jax.Array, logq: jax.Array) -> jax.Array:
+  """``k3 = exp(r) - 1 - r`` with ``r = logq - logp`` (per-token, outside the kernels)."""
+  r = logq - logp
+  return jnp.expm1(r) - r
+
+
+def c1_coefficient(logp, logq, g_logp, g_kl, kl_mode: Optional[str]) -> jax.Array:
+  """Per-token weight of ``(onehot - p)`` in ``dz``: ``g_logp - g_KL expm1(r)`` for k3."""
+  if kl_mode == "k3":
+    return g_logp - g_kl * jnp.expm1(logq - logp)
+  return g_logp
 
 
 def dlogits(z: jax.Array, b: Optional[jax.Array], valid: jax.Array, onehot: jax.Array,
@@ -161,7 +176,7 @@ def dlogits(z: jax.Array, b: Optional[jax.Array], valid: jax.Array, onehot: jax.
   Args:
     z, b, valid, onehot: as in :func:`online_update` (``b`` only for full KL).
     rows: ``[r, w]`` packed per-row array: statistics in columns ``LSE..REF_LSE``
-      and the cotangent in ``G_LOGP, G_ENTROPY, G_KL``.
+      and the cotangent coefficients in ``C1, G_ENTROPY, G_KL``.
 
   Returns:
     ``[r, c]`` ``dz``, zero where ``valid`` is False.
@@ -170,10 +185,7 @@ def dlogits(z: jax.Array, b: Optional[jax.Array], valid: jax.Array, onehot: jax.
   lse = column(rows, LSE)
   logp_all = jnp.where(valid, z, NEG_INF) - lse  # log p_v for the whole tile
   p = jnp.where(valid, jnp.exp(logp_all), 0)
-  c1 = column(rows, G_LOGP)
-  if kl_mode == "k3":
-    c1 = c1 - column(rows, G_KL) * jnp.expm1(column(rows, REF_LOGP) - column(rows, LOGP))
-  g = c1 * (onehot.astype(z.dtype) - p)
+  g = column(rows, C1) * (onehot.astype(z.dtype) - p)
   if want_entropy:
     g = g - column(rows, G_ENTROPY) * p * (logp_all + column(rows, ENTROPY))
   if kl_mode == "full":

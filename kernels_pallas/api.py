@@ -72,20 +72,25 @@ def _kwargs(cfg: _Config) -> dict:
   return kw
 
 
-def _rows(stats: jax.Array, cotangent: jax.Array) -> jax.Array:
-  """``[T, 16]``: stats in columns 0..5, the cotangent in G_LOGP, G_ENTROPY, G_KL."""
+def _rows(stats: jax.Array, cotangent: jax.Array, kl_mode: Optional[str]) -> jax.Array:
+  """``[T, 16]``: stats in columns 0..5, the coefficients in C1, G_ENTROPY, G_KL."""
   t = stats.shape[0]
-  g = jnp.stack([cotangent[:, _online.LOGP], cotangent[:, _online.ENTROPY],
-                 cotangent[:, _online.KL]], axis=1)
+  c1 = _online.c1_coefficient(stats[:, _online.LOGP], stats[:, _online.REF_LOGP],
+                              cotangent[:, _online.LOGP], cotangent[:, _online.KL], kl_mode)
+  g = jnp.stack([c1, cotangent[:, _online.ENTROPY], cotangent[:, _online.KL]], axis=1)
   pad = _online.MIN_ROW_WIDTH - _online.G_KL - 1
-  return jnp.concatenate([stats, jnp.zeros((t, _online.G_LOGP - _online.NUM_STATS), stats.dtype),
+  return jnp.concatenate([stats, jnp.zeros((t, _online.C1 - _online.NUM_STATS), stats.dtype),
                           g.astype(stats.dtype), jnp.zeros((t, pad), stats.dtype)], axis=1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _fused_stats(cfg: _Config, hidden, weight, targets, ref_hidden, ref_weight):
   forward, _ = _backend_fns(cfg.impl)
-  return forward(hidden, weight, targets, ref_hidden, ref_weight, **_kwargs(cfg))
+  stats = forward(hidden, weight, targets, ref_hidden, ref_weight, **_kwargs(cfg))
+  if cfg.kl_mode == "k3":
+    stats = stats.at[:, _online.KL].set(
+        _online.k3_from_logprobs(stats[:, _online.LOGP], stats[:, _online.REF_LOGP]))
+  return stats
 
 
 def _fused_stats_fwd(cfg, hidden, weight, targets, ref_hidden, ref_weight):
@@ -98,7 +103,7 @@ def _fused_stats_bwd(cfg, residuals, cotangent):
   hidden, weight, targets, ref_hidden, ref_weight, stats = residuals
   _, backward = _backend_fns(cfg.impl)
   d_hidden, d_weight = backward(hidden, weight, targets, ref_hidden, ref_weight,
-                                _rows(stats, cotangent), **_kwargs(cfg))
+                                _rows(stats, cotangent, cfg.kl_mode), **_kwargs(cfg))
   # Integer targets and the frozen reference model get no cotangent.
   return d_hidden, d_weight, None, None, None
 
