@@ -1,0 +1,372 @@
+"""Offline RL training entry point (BC / IQL / RIQL on one dataset).
+
+  python experiments/offline.py --config=configs/offline/iql_hopper.py \
+      --config.workdir=/tmp/iql_hopper --config.max_steps=100000
+
+Steps: load the dataset (local Minari id, D4RL-format HDF5, OGBench npz, or a
+synthetic smoke-test set), optionally corrupt it (RIQL's random corruption),
+preprocess (action clipping, reward scaling), then train with `update_n`
+chunks of `steps_per_call` updates on device-sampled batches. Writes
+`metrics.jsonl` (training and evaluation lines), Orbax checkpoints under
+`checkpoints/`, `scores.json`, a final score table on stdout and `curves.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=False)
+
+
+def load_dataset(config):
+  """The training set as NumPy-backed Transitions, before corruption/scaling."""
+  import numpy as np
+
+  from jaxrl_llm.offline import datasets
+
+  fmt = config.dataset_format
+  path = config.dataset_path
+  if fmt == "auto":
+    if not path:
+      raise ValueError(
+          "config.dataset_path is empty: give a Minari dataset id, a D4RL .hdf5 or an "
+          "OGBench .npz path, or set config.dataset_format='synthetic' for a smoke test")
+    if path.endswith((".hdf5", ".h5")):
+      fmt = "d4rl_hdf5"
+    elif path.endswith(".npz"):
+      fmt = "ogbench_npz"
+    else:
+      fmt = "minari"
+  if fmt == "d4rl_hdf5":
+    return datasets.load_d4rl_hdf5(path)
+  if fmt == "ogbench_npz":
+    return datasets.load_ogbench_npz(path)
+  if fmt == "minari":
+    return datasets.load_minari(path, config.get("minari_datasets_path") or None)
+  if fmt == "synthetic":
+    return synthetic_dataset(config.synthetic, seed=config.seed)
+  raise ValueError(
+      f"unknown config.dataset_format {fmt!r}; known: auto, minari, d4rl_hdf5, "
+      "ogbench_npz, synthetic")
+
+
+def synthetic_dataset(spec, seed: int):
+  """Episodes of a random linear system with a linear behaviour policy.
+
+  Only for smoke tests of the training loop: no environment matches it.
+  """
+  import numpy as np
+
+  from jaxrl_llm.offline import datasets
+
+  rng = np.random.default_rng(seed)
+  obs_dim, act_dim, length = spec.obs_dim, spec.act_dim, spec.episode_length
+  a_mat = np.eye(obs_dim) * 0.9 + rng.normal(size=(obs_dim, obs_dim)) * 0.05
+  b_mat = rng.normal(size=(act_dim, obs_dim)) * 0.3
+  policy = rng.normal(size=(obs_dim, act_dim)) * 0.3
+  episodes = []
+  for _ in range(max(1, spec.num_transitions // length)):
+    s = rng.normal(size=obs_dim)
+    obs, acts, rews = [s], [], []
+    for _ in range(length):
+      a = np.clip(np.tanh(s @ policy) + rng.normal(size=act_dim) * 0.3, -1, 1)
+      s = s @ a_mat + a @ b_mat + rng.normal(size=obs_dim) * 0.01
+      acts.append(a)
+      rews.append(-float(np.sum(s**2)))
+      obs.append(s)
+    terminations = np.zeros(length, bool)
+    truncations = np.zeros(length, bool)
+    truncations[-1] = True
+    episodes.append(dict(observations=np.asarray(obs, np.float32),
+                         actions=np.asarray(acts, np.float32),
+                         rewards=np.asarray(rews, np.float32),
+                         terminations=terminations, truncations=truncations))
+  return datasets.transitions_from_episodes(episodes, source="synthetic dataset")
+
+
+def preprocess(config, data):
+  """Corruption (seeded) → action clipping → reward scaling. Returns (data, masks)."""
+  import jax
+
+  from jaxrl_llm.offline import datasets
+
+  masks = {}
+  corruption = config.corruption
+  if corruption.fields:
+    from jaxrl_llm.offline import corruption as corruption_lib
+
+    if corruption.mode != "random":
+      raise ValueError(
+          f"config.corruption.mode {corruption.mode!r} is not supported by this entry point "
+          "(adversarial corruption needs a pretrained critic); use 'random'")
+    data, masks = corruption_lib.corrupt_dataset(
+        jax.random.key(config.corruption.seed), data, tuple(corruption.fields),
+        corruption.mode, rate=corruption.rate, scale=corruption.scale)
+  if config.clip_actions:
+    data = datasets.clip_actions(data)
+  data = datasets.scale_rewards(data, config.reward_scaling)
+  return data, masks
+
+
+class MetricWriter:
+  """JSONL always; one JSON object per line with a `step` field."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._file = open(self.path, "a", encoding="utf-8")
+
+  def write(self, step: int, values: Dict[str, float]) -> None:
+    self._file.write(json.dumps({"step": int(step), **{k: float(v) for k, v in values.items()}}) + "\n")
+    self._file.flush()
+
+  def close(self) -> None:
+    self._file.close()
+
+
+def _savable(state):
+  """The state's pytree with PRNG keys as raw uint32 data (Orbax-friendly)."""
+  import jax
+
+  def convert(x):
+    if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.key_data(x)
+    return x
+
+  return jax.tree.map(convert, state)
+
+
+def make_evaluator(config) -> Optional[Callable]:
+  """`evaluate(policy_fn, num_episodes, seed) -> returns [num_episodes]` or None.
+
+  Uses the env-evaluation module of `jaxrl_llm.offline` when it is present.
+  """
+  if config.eval_episodes <= 0 or not config.env_name:
+    return None
+  import importlib
+
+  for module_name in ("jaxrl_llm.offline.evaluation", "jaxrl_llm.offline.envs"):
+    try:
+      module = importlib.import_module(module_name)
+    except ImportError:
+      continue
+    for fn_name in ("evaluate", "evaluate_policy", "rollout_returns"):
+      fn = getattr(module, fn_name, None)
+      if fn is not None:
+        return lambda policy, episodes, seed, fn=fn: _call_evaluator(
+            fn, config.env_name, policy, episodes, seed)
+  raise ValueError(
+      "config.eval_episodes > 0 but no env-evaluation module (jaxrl_llm.offline.evaluation) "
+      "is available; set --config.eval_episodes=0")
+
+
+def _call_evaluator(fn, env_name, policy, episodes, seed):
+  import numpy as np
+
+  result = fn(env_name, policy, num_episodes=episodes, seed=seed)
+  if isinstance(result, dict):
+    result = result.get("returns", result.get("episode_returns"))
+  return np.asarray(result, np.float64)
+
+
+def run(config) -> Dict[str, Any]:
+  """Trains one agent as configured; returns a summary dict (also scores.json)."""
+  import jax
+  import numpy as np
+  import tqdm
+
+  from jaxrl_llm.offline import agents
+  from jaxrl_llm.offline import datasets
+
+  if config.max_steps <= 0 or config.steps_per_call <= 0:
+    raise ValueError("config.max_steps and config.steps_per_call must be positive")
+  if config.max_steps % config.steps_per_call:
+    raise ValueError(
+        f"config.max_steps ({config.max_steps}) must be a multiple of config.steps_per_call "
+        f"({config.steps_per_call})")
+  for name in ("log_interval", "eval_interval", "checkpoint_interval"):
+    interval = config[name]
+    if interval > 0 and interval % config.steps_per_call:
+      raise ValueError(
+          f"config.{name} ({interval}) must be a multiple of config.steps_per_call "
+          f"({config.steps_per_call})")
+  workdir = config.workdir
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+  agent = agents.get(config.agent_name)
+  # The recipe's `agent` block overrides the agent's defaults (an empty block = defaults).
+  agent_config = agent.get_config()
+  agent_config.update(config.agent.to_dict())
+  if "max_steps" in agent_config:
+    agent_config.max_steps = config.max_steps  # cosine-decay horizon = run length
+
+  data, corruption_masks = preprocess(config, load_dataset(config))
+  data = datasets.validate_transitions(data, "training data")
+  device_data = jax.device_put(data)
+  key = jax.random.key(config.seed)
+  key, init_key = jax.random.split(key)
+  state = agent.init(init_key, device_data, agent_config)
+
+  sample = jax.jit(lambda k, d: datasets.sample_batches(
+      k, d, config.batch_size, config.steps_per_call))
+  evaluate = make_evaluator(config)
+  writer = MetricWriter(workdir)
+
+  checkpointer = None
+  if config.checkpoint_interval > 0:
+    import orbax.checkpoint as ocp
+
+    checkpointer = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, "checkpoints")),
+        options=ocp.CheckpointManagerOptions(max_to_keep=config.checkpoints_to_keep))
+
+  def policy_fn(observations, policy_key):
+    return np.asarray(agent.act(state, observations, policy_key, deterministic=True))
+
+  eval_rows: List[Dict[str, float]] = []
+
+  def run_eval(step):
+    returns = evaluate(policy_fn, config.eval_episodes, config.seed + step)
+    scores = datasets.normalized_score(returns, config.ref_min_score, config.ref_max_score)
+    row = {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns)),
+           "eval/normalized_score": float(np.mean(scores)),
+           "eval/normalized_score_std": float(np.std(scores))}
+    writer.write(step, row)
+    eval_rows.append({"step": step, **row})
+    return row
+
+  step = 0
+  start = time.perf_counter()
+  bar = tqdm.tqdm(total=config.max_steps, desc=f"{config.agent_name}", unit="upd",
+                  disable=not config.progress_bar, mininterval=1.0)
+  train_rows: List[Dict[str, float]] = []
+  while step < config.max_steps:
+    key, batch_key = jax.random.split(key)
+    t0 = time.perf_counter()
+    state, metrics = agent.update_n(state, sample(batch_key, device_data))
+    metrics = jax.tree.map(lambda x: float(np.mean(x)), jax.device_get(metrics))
+    elapsed = time.perf_counter() - t0
+    step += config.steps_per_call
+    bar.update(config.steps_per_call)
+    if config.log_interval > 0 and step % config.log_interval == 0:
+      row = {**{f"train/{k}": v for k, v in metrics.items()},
+             "train/updates_per_s": config.steps_per_call / elapsed}
+      writer.write(step, row)
+      train_rows.append({"step": step, **row})
+      bar.set_postfix(critic=metrics.get("critic_loss", float("nan")),
+                      actor=metrics["actor_loss"])
+      if not all(np.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite training metrics at step {step}: {metrics}")
+    if evaluate is not None and config.eval_interval > 0 and step % config.eval_interval == 0:
+      row = run_eval(step)
+      bar.set_postfix(score=row["eval/normalized_score"])
+    if checkpointer is not None and (step % config.checkpoint_interval == 0
+                                     or step == config.max_steps):
+      import orbax.checkpoint as ocp
+
+      checkpointer.save(step, args=ocp.args.StandardSave(_savable(state)))
+  bar.close()
+  if evaluate is not None and (not eval_rows or eval_rows[-1]["step"] != step):
+    run_eval(step)
+  if checkpointer is not None:
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+  writer.close()
+
+  summary = {
+      "agent": config.agent_name, "env_name": config.env_name,
+      "dataset": config.dataset_path or config.dataset_format, "seed": config.seed,
+      "steps": step, "wall_s": time.perf_counter() - start,
+      "num_transitions": int(data.observations.shape[0]),
+      "corrupted": {k: float(np.mean(v)) for k, v in corruption_masks.items()},
+      "final_train": train_rows[-1] if train_rows else {},
+      "evaluations": eval_rows,
+  }
+  with open(os.path.join(workdir, "scores.json"), "w", encoding="utf-8") as f:
+    json.dump(summary, f, indent=2)
+  print(score_table(summary))
+  plot_curves(train_rows, eval_rows, os.path.join(workdir, "curves.png"),
+              title=f"{config.agent_name} on {summary['dataset']}")
+  return summary
+
+
+def score_table(summary: Dict[str, Any]) -> str:
+  lines = [f"{summary['agent']} | {summary['dataset']} | seed {summary['seed']} | "
+           f"{summary['steps']} steps in {summary['wall_s']:.0f} s"]
+  if summary["evaluations"]:
+    lines.append(f"{'step':>10} {'return':>18} {'normalized score':>22}")
+    for row in summary["evaluations"]:
+      lines.append(f"{row['step']:>10d} {row['eval/return_mean']:>10.1f} ± "
+                   f"{row['eval/return_std']:<6.1f} {row['eval/normalized_score']:>12.1f} ± "
+                   f"{row['eval/normalized_score_std']:<6.1f}")
+  else:
+    lines.append("no environment evaluation (eval_episodes = 0 or no env_name)")
+    for k, v in summary["final_train"].items():
+      if k != "step":
+        lines.append(f"  {k:<28} {v:.4g}")
+  return "\n".join(lines)
+
+
+def plot_curves(train_rows, eval_rows, path: str, title: str) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  panels = [("train/critic_loss", "critic loss"), ("train/actor_loss", "actor loss")]
+  panels = [p for p in panels if train_rows and p[0] in train_rows[0]]
+  if eval_rows:
+    panels.append(("eval/normalized_score", "normalized score"))
+  fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 * max(1, len(panels)), 3.2),
+                           squeeze=False)
+  for ax, (key, label) in zip(axes[0], panels):
+    rows = eval_rows if key.startswith("eval/") else train_rows
+    ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="." if len(rows) < 30 else None)
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def restore_state(workdir: str, template_state, step: Optional[int] = None):
+  """Restores the agent state saved by `run` (latest step unless given).
+
+  `template_state` is any state of the same agent and shapes (e.g. from
+  `agent.init`); its static config is kept, the arrays come from disk.
+  """
+  import jax
+  import orbax.checkpoint as ocp
+
+  with ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints"))) as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+    restored = manager.restore(step, args=ocp.args.StandardRestore(_savable(template_state)))
+  is_key = lambda x: hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  return jax.tree.map(lambda t, r: jax.random.wrap_key_data(r) if is_key(t) else r,
+                      template_state, restored)
+
+
+def main(argv):
+  del argv
+  from absl import logging
+
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+  run(_CONFIG.value)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
