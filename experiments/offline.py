@@ -144,40 +144,47 @@ def _savable(state):
 
 
 def make_evaluator(config) -> Optional[Callable]:
-  """`evaluate(policy_fn, num_episodes, seed) -> returns [num_episodes]` or None.
-
-  Uses the env-evaluation module of `jaxrl_llm.offline` when it is present.
-  """
+  """`evaluate(act_fn, num_episodes, seed) -> returns [num_episodes]`, or None when
+  `eval_episodes` is 0 or no `env_name` is set (jaxrl_llm.offline.evaluation)."""
   if config.eval_episodes <= 0 or not config.env_name:
     return None
-  import importlib
-
-  for module_name in ("jaxrl_llm.offline.evaluation", "jaxrl_llm.offline.envs"):
-    try:
-      module = importlib.import_module(module_name)
-    except ImportError:
-      continue
-    for fn_name in ("evaluate", "evaluate_policy", "rollout_returns"):
-      fn = getattr(module, fn_name, None)
-      if fn is not None:
-        return lambda policy, episodes, seed, fn=fn: _call_evaluator(
-            fn, config.env_name, policy, episodes, seed)
-  raise ValueError(
-      "config.eval_episodes > 0 but no env-evaluation module (jaxrl_llm.offline.evaluation) "
-      "is available; set --config.eval_episodes=0")
-
-
-def _call_evaluator(fn, env_name, policy, episodes, seed):
   import numpy as np
 
-  result = fn(env_name, policy, num_episodes=episodes, seed=seed)
-  if isinstance(result, dict):
-    result = result.get("returns", result.get("episode_returns"))
-  return np.asarray(result, np.float64)
+  from jaxrl_llm.offline import evaluation
+
+  def evaluate(act_fn, episodes, seed):
+    result = evaluation.evaluate_policy(act_fn, config.env_name, episodes, seed=seed)
+    return np.asarray(result["returns"], np.float64)
+
+  return evaluate
 
 
-def run(config) -> Dict[str, Any]:
-  """Trains one agent as configured; returns a summary dict (also scores.json)."""
+def local_reference(config) -> Optional[Dict[str, float]]:
+  """Random/expert returns measured when the Minari dataset was generated locally.
+
+  Read from `reference_scores.json` beside the dataset (jaxrl_llm.offline.generation);
+  None for other formats or when the file is absent.
+  """
+  if config.dataset_format != "minari" or not config.dataset_path:
+    return None
+  from jaxrl_llm.offline import datasets
+
+  path = os.path.join(os.path.dirname(datasets.minari_dataset_dir(
+      config.dataset_path, config.get("minari_datasets_path") or None)), "reference_scores.json")
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    ref = json.load(f).get("local_reference", {})
+  if "random" in ref and "expert" in ref and ref["expert"] != ref["random"]:
+    return {"random": float(ref["random"]), "expert": float(ref["expert"])}
+  return None
+
+
+def run(config):
+  """Trains one agent as configured; returns (final state, summary dict).
+
+  The summary is also written to `<workdir>/scores.json`.
+  """
   import jax
   import numpy as np
   import tqdm
@@ -229,17 +236,19 @@ def run(config) -> Dict[str, Any]:
         os.path.abspath(os.path.join(workdir, "checkpoints")),
         options=ocp.CheckpointManagerOptions(max_to_keep=config.checkpoints_to_keep))
 
-  def policy_fn(observations, policy_key):
-    return np.asarray(agent.act(state, observations, policy_key, deterministic=True))
-
+  local_ref = local_reference(config)
   eval_rows: List[Dict[str, float]] = []
 
   def run_eval(step):
-    returns = evaluate(policy_fn, config.eval_episodes, config.seed + step)
+    act_fn = lambda obs, k: np.asarray(agent.act(state, obs, k, deterministic=True))
+    returns = evaluate(act_fn, config.eval_episodes, config.eval_seed)
     scores = datasets.normalized_score(returns, config.ref_min_score, config.ref_max_score)
     row = {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns)),
            "eval/normalized_score": float(np.mean(scores)),
            "eval/normalized_score_std": float(np.std(scores))}
+    if local_ref is not None:
+      row["eval/local_normalized_score"] = float(np.mean(datasets.normalized_score(
+          returns, local_ref["random"], local_ref["expert"])))
     writer.write(step, row)
     eval_rows.append({"step": step, **row})
     return row
@@ -288,6 +297,7 @@ def run(config) -> Dict[str, Any]:
       "steps": step, "wall_s": time.perf_counter() - start,
       "num_transitions": int(data.observations.shape[0]),
       "corrupted": {k: float(np.mean(v)) for k, v in corruption_masks.items()},
+      "reference": {"d4rl": [config.ref_min_score, config.ref_max_score], "local": local_ref},
       "final_train": train_rows[-1] if train_rows else {},
       "evaluations": eval_rows,
   }
@@ -296,18 +306,22 @@ def run(config) -> Dict[str, Any]:
   print(score_table(summary))
   plot_curves(train_rows, eval_rows, os.path.join(workdir, "curves.png"),
               title=f"{config.agent_name} on {summary['dataset']}")
-  return summary
+  return state, summary
 
 
 def score_table(summary: Dict[str, Any]) -> str:
   lines = [f"{summary['agent']} | {summary['dataset']} | seed {summary['seed']} | "
            f"{summary['steps']} steps in {summary['wall_s']:.0f} s"]
   if summary["evaluations"]:
-    lines.append(f"{'step':>10} {'return':>18} {'normalized score':>22}")
+    lines.append(f"{'step':>10} {'return':>18} {'D4RL-normalized score':>22}")
+    local = "eval/local_normalized_score" in summary["evaluations"][0]
+    if local:
+      lines[-1] += f" {'local-ref score':>16}"
     for row in summary["evaluations"]:
       lines.append(f"{row['step']:>10d} {row['eval/return_mean']:>10.1f} ± "
                    f"{row['eval/return_std']:<6.1f} {row['eval/normalized_score']:>12.1f} ± "
-                   f"{row['eval/normalized_score_std']:<6.1f}")
+                   f"{row['eval/normalized_score_std']:<6.1f}" +
+                   (f" {row['eval/local_normalized_score']:>16.1f}" if local else ""))
   else:
     lines.append("no environment evaluation (eval_episodes = 0 or no env_name)")
     for k, v in summary["final_train"].items():

@@ -40,6 +40,7 @@ def get_config():
   config.log_interval = 1000
   config.eval_interval = 100_000
   config.eval_episodes = 10
+  config.eval_seed = 42  # episode i resets with eval_seed + i (same episodes at every eval)
   config.checkpoint_interval = 100_000
   config.checkpoints_to_keep = 2
   config.progress_bar = True

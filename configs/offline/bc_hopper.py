@@ -23,7 +23,7 @@ def get_config():
   config.agent = agents.bc.get_config()
   config.env_name = "Hopper-v5"
   config.dataset_format = "minari"
-  config.dataset_path = "hopper/medium-replay-local-v0"
+  config.dataset_path = "jaxrl/hopper/medium-replay-v0"
   config.reward_scaling = "none"  # BC ignores rewards
   config.workdir = "/tmp/jaxrl_llm_offline/bc_hopper"
   return config

@@ -23,7 +23,7 @@ def get_config():
   config.agent = agents.iql.get_config("locomotion")  # τ 0.7, β 3, cosine actor lr
   config.env_name = "Hopper-v5"
   config.dataset_format = "minari"
-  config.dataset_path = "hopper/medium-replay-local-v0"
+  config.dataset_path = "jaxrl/hopper/medium-replay-v0"
   config.reward_scaling = "locomotion"  # r · 1000 / (max − min episode return)
   config.workdir = "/tmp/jaxrl_llm_offline/iql_hopper"
   return config
