@@ -1,0 +1,244 @@
+"""generate(): greedy vs transformers, log-probs vs a fresh forward, prefill sharing, errors."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+from jaxrl_llm import models, sampling
+from jaxrl_llm.sampling import sampler as sampler_lib
+
+PAD = 0
+# Left-padded prompts of lengths 3, 7 and 5 (tokens >= 1, so PAD never occurs in them).
+PROMPTS = np.array([[0, 0, 0, 0, 11, 12, 13],
+                    [21, 22, 23, 24, 25, 26, 27],
+                    [0, 0, 31, 32, 33, 34, 35]], np.int32)
+PROMPT_MASK = (np.arange(7)[None] >= np.array([4, 0, 2])[:, None]).astype(np.int32)
+
+
+def _hf_tiny(cls, **kw):
+  torch.manual_seed(0)
+  cfg = cls(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            pad_token_id=PAD, bos_token_id=None, eos_token_id=None, **kw)
+  model = AutoModelForCausalLM.from_config(cfg).eval()
+  with torch.no_grad():  # a wide init so greedy choices are far from ties
+    for p in model.parameters():
+      p.normal_(0, 0.2)
+  with tempfile.TemporaryDirectory() as d:
+    model.save_pretrained(d)
+    config, params = models.load_hf(d)
+  return model, config, params
+
+
+def _hf_greedy(model, max_new_tokens, eos=None):
+  with torch.no_grad():
+    out = model.generate(input_ids=torch.tensor(PROMPTS, dtype=torch.long),
+                         attention_mask=torch.tensor(PROMPT_MASK), do_sample=False,
+                         max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=PAD,
+                         top_p=None, top_k=None, temperature=None)
+  new = out[:, PROMPTS.shape[1]:].numpy()
+  return np.pad(new, ((0, 0), (0, max_new_tokens - new.shape[1])), constant_values=PAD)
+
+
+@pytest.mark.parametrize("cls, kw", [(LlamaConfig, dict(tie_word_embeddings=False)),
+                                     (Qwen2Config, dict(tie_word_embeddings=True))],
+                         ids=["llama", "qwen2"])
+def test_greedy_matches_transformers(cls, kw):
+  n = 10
+  model, config, params = _hf_tiny(cls, **kw)
+  free = _hf_greedy(model, n)
+  # Stop token: the 4th greedy token of prompt 0, so at least one row stops early.
+  stop = int(free[0, 3])
+  expected = _hf_greedy(model, n, eos=stop)
+  out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(0),
+                          max_new_tokens=n, temperature=0.0, stop_tokens=(stop,),
+                          pad_token_id=PAD)
+  tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
+  np.testing.assert_array_equal(tokens, expected)
+  # mask / lengths / finish reason follow the first stop token of each row.
+  for r in range(len(PROMPTS)):
+    hits = np.flatnonzero(expected[r] == stop)
+    length = hits[0] + 1 if hits.size else n
+    assert int(out.lengths[r]) == length
+    np.testing.assert_array_equal(mask[r], np.arange(n) < length)
+    assert int(out.finish_reason[r]) == (sampling.FINISH_STOP if hits.size
+                                         else sampling.FINISH_LENGTH)
+  assert int(out.lengths[0]) <= 4
+  np.testing.assert_array_equal(np.asarray(out.sampling_logprobs), 0.0)
+
+
+@pytest.fixture(scope="module")
+def llama():
+  _, config, params = _hf_tiny(LlamaConfig, tie_word_embeddings=False)
+  return config, params
+
+
+def _fresh_logits(config, params, completion, completion_mask, num_samples):
+  """Forward over [prompt, completion] of every row; logits predicting each completion token."""
+  prompts = np.repeat(PROMPTS, num_samples, 0)
+  pmask = np.repeat(PROMPT_MASK, num_samples, 0)
+  tokens = np.concatenate([prompts, completion], 1)
+  mask = np.concatenate([pmask, completion_mask], 1)
+  logits = np.asarray(models.forward(config, params, jnp.asarray(tokens), jnp.asarray(mask)),
+                      np.float64)
+  p = PROMPTS.shape[1]
+  return logits[:, p - 1:p - 1 + completion.shape[1]]
+
+
+def _log_softmax(x):
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_logprobs_match_fresh_forward(llama):
+  config, params = llama
+  g, n, temperature = 3, 12, 0.7
+  out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(3),
+                          max_new_tokens=n, num_samples=g, temperature=temperature,
+                          stop_tokens=(5, 9), prefix_tokens=[[40, 41], [42, -1], [-1, -1]])
+  tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
+  assert mask.shape == (len(PROMPTS) * g, n) and mask[:, 0].all()
+  logits = _fresh_logits(config, params, tokens, mask.astype(np.int32), g)
+  picked = lambda lp: np.take_along_axis(lp, tokens[..., None], -1)[..., 0]
+  model_lp = picked(_log_softmax(logits))
+  np.testing.assert_allclose(np.asarray(out.logprobs)[mask], model_lp[mask], atol=1e-4)
+  # No filters: the sampling distribution is softmax(logits / T); forced tokens have log q = 0.
+  forced = np.asarray(out.forced)
+  sample_lp = np.where(forced, 0.0, picked(_log_softmax(logits / temperature)))
+  np.testing.assert_allclose(np.asarray(out.sampling_logprobs)[mask], sample_lp[mask], atol=1e-4)
+  np.testing.assert_array_equal(np.asarray(out.logprobs)[~mask], 0.0)
+  # Forced prefixes are emitted as given and flagged, per prompt for all its samples.
+  expected_forced = np.zeros((len(PROMPTS) * g, n), bool)
+  expected_forced[:g, :2] = True
+  expected_forced[g:2 * g, :1] = True
+  np.testing.assert_array_equal(forced, expected_forced & mask)
+  np.testing.assert_array_equal(tokens[:g, :2], [[40, 41]] * g)
+  np.testing.assert_array_equal(tokens[g:2 * g, 0], 42)
+  np.testing.assert_array_equal(np.asarray(out.prompt_index), np.repeat(np.arange(3), g))
+  # After a stop token: padding, mask off.
+  for r in range(len(tokens)):
+    stops = np.flatnonzero(np.isin(tokens[r], (5, 9)) & ~forced[r])
+    if stops.size:
+      assert int(out.lengths[r]) == stops[0] + 1
+      assert (tokens[r, stops[0] + 1:] == config.pad_token_id).all()
+
+
+def test_forced_prefix_then_greedy_equals_extended_prompt(llama):
+  config, params = llama
+  prefix = np.array([[40, 41, 42]] * 3, np.int32)
+  out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(0),
+                          max_new_tokens=8, temperature=0.0, prefix_tokens=prefix)
+  # Reference: greedy decoding step by step with a full forward over the extended prompt.
+  tokens, mask = np.concatenate([PROMPTS, prefix], 1), np.concatenate(
+      [PROMPT_MASK, np.ones_like(prefix)], 1)
+  for _ in range(5):
+    logits = models.forward(config, params, jnp.asarray(tokens), jnp.asarray(mask))
+    nxt = np.asarray(jnp.argmax(logits[:, -1], -1))[:, None]
+    tokens, mask = np.concatenate([tokens, nxt], 1), np.concatenate([mask, np.ones_like(nxt)], 1)
+  np.testing.assert_array_equal(np.asarray(out.tokens), tokens[:, PROMPTS.shape[1]:])
+  np.testing.assert_array_equal(np.asarray(out.forced), np.arange(8)[None].repeat(3, 0) < 3)
+
+
+def test_prefill_runs_once_per_prompt(llama, monkeypatch):
+  config, params = llama
+  calls = []
+  original = sampler_lib.forward_with_cache
+
+  def recording(config, params, tokens, *args, **kwargs):
+    calls.append(tuple(tokens.shape))
+    return original(config, params, tokens, *args, **kwargs)
+
+  monkeypatch.setattr(sampler_lib, "forward_with_cache", recording)
+  sampler_lib._prefill.clear_cache()  # force a fresh trace of both compiled pieces
+  sampler_lib._decode.clear_cache()
+  g = 4
+  out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(0),
+                          max_new_tokens=6, num_samples=g, temperature=0.0)
+  # Traced program: one prefill over the B=3 prompts (bucketed width 16), and one decode
+  # step (the while-loop body) over the B*G=12 rows. Nothing runs the prompt per sample.
+  assert calls == [(3, 16), (12, 1)], calls
+  jax.block_until_ready(out)
+  # The G greedy samples of a prompt are identical (they share the one prefilled cache).
+  tokens = np.asarray(out.tokens).reshape(3, g, -1)
+  assert (tokens == tokens[:, :1]).all()
+  # A second call with new prompts of a nearby width reuses both compilations.
+  calls.clear()
+  sampling.generate(config, params, PROMPTS[:, 1:], PROMPT_MASK[:, 1:], jax.random.key(1),
+                    max_new_tokens=6, num_samples=g, temperature=0.0)
+  assert calls == []
+
+
+def test_bucket_length():
+  assert [sampling.bucket_length(n) for n in (1, 16, 17, 64, 65)] == [16, 16, 32, 64, 128]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(prompt_tokens=np.ones((1, 120), np.int32)), "max_position_embeddings"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.01), "top_p"),
+    (dict(prompt_tokens=np.zeros((0, 4), np.int32)), "empty batch"),
+    (dict(stop_tokens=(64,)), "stop token"),
+    (dict(stop_tokens=(-1,)), "stop token"),
+    (dict(prompt_tokens=np.full((2, 4), 64, np.int32)), "vocab_size"),
+    (dict(prompt_mask=np.zeros((2, 4), np.int32)), "at least one real token"),
+    (dict(prompt_mask=np.array([[1, 1, 0, 0], [1, 1, 1, 1]])), "left-padded"),
+    (dict(prompt_mask=np.ones((2, 3), np.int32)), "prompt_mask"),
+    (dict(max_new_tokens=0), "max_new_tokens"),
+    (dict(num_samples=0), "num_samples"),
+    (dict(prefix_tokens=np.array([[-1, 3], [1, 2]])), "prefix"),
+    (dict(prefix_tokens=np.ones((3, 2), np.int32)), "prefix_tokens"),
+])
+def test_bad_input_raises(llama, kwargs, match):
+  config, params = llama
+  args = dict(prompt_tokens=np.ones((2, 4), np.int32), prompt_mask=None, max_new_tokens=10)
+  args.update(kwargs)
+  if args["prompt_mask"] is None:
+    args["prompt_mask"] = np.ones(args["prompt_tokens"].shape, np.int32)
+  with pytest.raises(ValueError, match=match):
+    sampling.generate(config, params, args.pop("prompt_tokens"), args.pop("prompt_mask"),
+                      jax.random.key(0), **args)
+
+
+_MESH_SCRIPT = r"""
+import jax, numpy as np
+from jaxrl_llm import models, sampling, sharding
+assert jax.device_count() == 8, jax.devices()
+config = models.get_preset("tiny-llama")
+params = models.init_params(config, jax.random.key(0))
+params = jax.tree.map(lambda x: x * 10.0 if x.ndim > 1 else x, params)  # avoid argmax ties
+prompts = np.array([[0, 0, 3, 4, 5], [6, 7, 8, 9, 10]], np.int32)
+mask = (prompts > 0).astype(np.int32)
+kw = dict(max_new_tokens=6, num_samples=2, temperature=0.0)
+ref = sampling.generate(config, params, prompts, mask, jax.random.key(0), **kw)
+mesh = sharding.make_mesh(data=4, fsdp=1, tensor=2)
+sharded = sharding.shard_params(params, config, mesh, sharding.SAMPLING_RULES)
+spec = sharded["layers"]["attn"]["k_kernel"].sharding.spec
+assert "tensor" in str(spec), spec
+out = sampling.generate(config, sharded, prompts, mask, jax.random.key(0), mesh=mesh,
+                        rules=sharding.SAMPLING_RULES, **kw)
+assert len(out.tokens.sharding.device_set) == 8, out.tokens.sharding
+np.testing.assert_array_equal(np.asarray(out.tokens), np.asarray(ref.tokens))
+np.testing.assert_allclose(np.asarray(out.logprobs), np.asarray(ref.logprobs), atol=1e-5)
+print("MESH_OK")
+"""
+
+
+def test_generate_under_sampling_mesh():
+  if jax.device_count() >= 8:
+    exec(compile(_MESH_SCRIPT, "mesh_script", "exec"), {})
+    return
+  # jax is already initialised with fewer devices: run on 8 fake CPU devices in a subprocess.
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run([sys.executable, "-c", _MESH_SCRIPT], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0 and "MESH_OK" in result.stdout, result.stderr[-3000:]
