@@ -1,0 +1,104 @@
+"""Numeric equivalence of answers with exact rational arithmetic.
+
+``parse_number`` turns an answer string into a ``fractions.Fraction`` or
+``None``. Accepted: integers, decimals, signs (``+``, ``-``, Unicode minus),
+thousands separators in groups of three (``1,234,567``; LaTeX ``1{,}234``),
+plain fractions ``a/b``, LaTeX ``\\frac{a}{b}`` / ``\\dfrac`` / ``\\tfrac``,
+scientific notation with at most a 3-digit exponent, and decoration that does
+not change the value: surrounding ``$``, ``\\$``, one trailing ``.``, a
+trailing ``%`` / ``\\%`` (``50%`` is read as 50, as most math graders do),
+LaTeX spacing ``\\!`` / ``\\,``, one layer of braces ``{5}``.
+``NaN``/``inf`` and over-long strings (> ``MAX_NUMBER_CHARS``) are not numbers,
+which keeps ``int()`` well under Python's 4300-digit limit and every parse
+cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Optional
+
+MAX_NUMBER_CHARS = 1000
+
+_DECIMAL_RE = re.compile(
+    r"([+-]?)((?:[0-9]{1,3}(?:,[0-9]{3})+)|[0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,3}))?",
+    re.ASCII)
+_FRAC_RE = re.compile(r"([+-]?)\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", re.ASCII)
+
+
+def _parse_decimal(s: str) -> Optional[Fraction]:
+  m = _DECIMAL_RE.fullmatch(s)
+  if m is None:
+    return None
+  sign, whole, frac, exp = m.groups()
+  whole = whole.replace(",", "")
+  frac = frac or ""
+  if not whole and not frac:
+    return None
+  value = Fraction(int(whole + frac or "0"), 10 ** len(frac))
+  if exp is not None:
+    value *= Fraction(10) ** int(exp)
+  return -value if sign == "-" else value
+
+
+def _strip_decoration(s: str) -> str:
+  s = s.strip()
+  for old, new in (("\u2212", "-"), ("{,}", ","), ("\\!", ""), ("\\,", ""), ("\\$", ""),
+                   ("$", "")):
+    s = s.replace(old, new)
+  s = s.strip()
+  if s.endswith("."):
+    s = s[:-1]
+  if s.endswith("\\%"):
+    s = s[:-2]
+  elif s.endswith("%"):
+    s = s[:-1]
+  s = s.strip()
+  if len(s) >= 2 and s[0] == "{" and s[-1] == "}":
+    s = s[1:-1].strip()
+  return s
+
+
+def parse_number(text: str) -> Optional[Fraction]:
+  """The exact value of a numeric answer string, or ``None`` if it is not one."""
+  if not isinstance(text, str) or len(text) > MAX_NUMBER_CHARS:
+    return None
+  s = _strip_decoration(text)
+  m = _FRAC_RE.fullmatch(s)
+  if m is not None:
+    num, den = _parse_decimal(m.group(2).strip()), _parse_decimal(m.group(3).strip())
+    if num is None or den is None or den == 0:
+      return None
+    value = num / den
+    return -value if m.group(1) == "-" else value
+  if s.count("/") == 1:
+    num_text, den_text = s.split("/")
+    num, den = _parse_decimal(num_text.strip()), _parse_decimal(den_text.strip())
+    if num is None or den is None or den == 0:
+      return None
+    return num / den
+  return _parse_decimal(s)
+
+
+def normalize_answer_text(text: str) -> str:
+  """String form for non-numeric comparison: no whitespace, ``$``, ``\\left``/``\\right``, trailing ``.``."""
+  s = text
+  for old in ("\\left", "\\right", "\\!", "\\,", "\\$", "$"):
+    s = s.replace(old, "")
+  s = "".join(s.split())
+  return s[:-1] if s.endswith(".") else s
+
+
+def answers_match(predicted: Optional[str], reference: str) -> bool:
+  """True iff both parse to the same exact number, or (if either is not a
+  number) their :func:`normalize_answer_text` forms are equal and non-empty."""
+  if predicted is None:
+    return False
+  p, r = parse_number(predicted), parse_number(reference)
+  if p is not None and r is not None:
+    return p == r
+  if p is not None or r is not None:
+    return False
+  p_text, r_text = normalize_answer_text(predicted), normalize_answer_text(reference)
+  return bool(r_text) and p_text == r_text
