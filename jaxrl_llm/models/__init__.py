@@ -17,3 +17,4 @@ from jaxrl_llm.models.transformer import (
 )
 from jaxrl_llm.models.hf_io import load_hf, save_hf
 from jaxrl_llm.models.tokenizers import CharTokenizer, HFTokenizer, left_pad
+from jaxrl_llm.models.logprobs import token_logprobs
