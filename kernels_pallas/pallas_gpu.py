@@ -66,6 +66,11 @@ _NT = ((1,), (1,))
 _TN = ((0,), (0,))
 
 
+def _index(i):
+  """An index in the default int dtype, like the implicit 0 of a ``:`` slice (int64 under x64)."""
+  return jnp.asarray(i).astype(jax.dtypes.canonicalize_dtype(jnp.int64))
+
+
 def _load_cols(ref, j, bv, vocab):
   """``ref[:, j*bv : (j+1)*bv]`` with out-of-range columns read as 0; also the mask."""
   col = j * bv + jax.lax.broadcasted_iota(jnp.int32, (ref.shape[0], bv), 1)
@@ -166,7 +171,7 @@ def _weight_grad_kernel(*refs, with_ref, bt, bv, vocab, num_t_blocks, inv_temper
   h_ref, w_ref, y_ref, rows_ref = refs[:4]
   hr_ref, wr_ref = refs[4:6] if with_ref else (None, None)
   out_ref = refs[-1]
-  j = pl.program_id(0)
+  j = _index(pl.program_id(0))
   w, valid_w, _ = _load_cols(w_ref, j, bv, vocab)
   wr = _load_cols(wr_ref, j, bv, vocab)[0] if with_ref else None
 
