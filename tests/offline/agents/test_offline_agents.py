@@ -258,3 +258,18 @@ def test_paper_settings_in_configs():
   assert (cfg.huber_sigma, cfg.quantile, cfg.num_critics) == (0.1, 0.25, 3)
   cfg = agents.riql.get_config("walker2d/adversarial/rewards")
   assert (cfg.huber_sigma, cfg.quantile, cfg.num_critics) == (3.0, 0.1, 5)
+
+
+def test_agents_do_not_import_the_llm_stack():
+  """DESIGN.md layering: offline/ never imports models, sampling, losses, ..."""
+  import subprocess
+  import sys
+
+  code = ("import sys, jaxrl_llm.offline.agents, jaxrl_llm.offline.networks; "
+          "print(sorted(m for m in sys.modules if m.startswith('jaxrl_llm.')))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True).stdout
+  banned = ("models", "sampling", "losses", "rewards", "training", "data", "sharding")
+  loaded = eval(out)
+  assert not [m for m in loaded if m.split(".")[1] in banned], loaded
+  assert "jaxrl_llm.offline.agents.iql" in loaded
