@@ -1,9 +1,7 @@
 """Local generation of offline datasets: a JAX SAC trainer and D4RL-style dataset builders."""
 
-# `make_datasets` stays a module (the CLI); import its function as
-# `from jaxrl_llm.offline.generation.make_datasets import make_datasets`.
-from jaxrl_llm.offline.generation.make_datasets import (DATASET_KINDS, buffer_to_episodes,
-                                                        collect_episodes, select_checkpoints)
+# `make_datasets` (the CLI module: collect_episodes, buffer_to_episodes, select_checkpoints,
+# make_datasets) is not imported here, so `python -m` runs it without a double import.
 from jaxrl_llm.offline.generation.sac import (ReplayBuffer, SACConfig, SACState, sac_act, sac_init,
                                               sac_update, sac_update_n, sample_tanh_gaussian,
                                               train_sac)

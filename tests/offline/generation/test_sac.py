@@ -31,9 +31,9 @@ def test_critic_regresses_reward_when_discount_is_zero():
   act = rng.uniform(-1, 1, (16, 2)).astype(np.float32)
   rew = (obs[:, 0] - act[:, 1]).astype(np.float32)
   batch = dict(observations=obs, actions=act, rewards=rew, next_observations=obs, masks=np.ones(16, np.float32))
-  stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (300,) + x.shape), batch)
+  stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (200,) + x.shape), batch)
   state, metrics = jax.jit(sac.sac_update_n)(state, stacked, key)
-  assert int(state.step) == 300
+  assert int(state.step) == 200
   q = sac.TwinCritic(cfg.hidden_dims).apply(state.critic_params, obs, act)
   assert q.shape == (2, 16)
   np.testing.assert_allclose(q, np.broadcast_to(rew, (2, 16)), atol=0.1)
