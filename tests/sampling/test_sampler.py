@@ -16,6 +16,7 @@ from jaxrl_llm import models, sampling
 from jaxrl_llm.sampling import sampler as sampler_lib
 
 PAD = 0
+_forward = jax.jit(models.forward, static_argnums=0)
 # Left-padded prompts of lengths 3, 7 and 5 (tokens >= 1, so PAD never occurs in them).
 PROMPTS = np.array([[0, 0, 0, 0, 11, 12, 13],
                     [21, 22, 23, 24, 25, 26, 27],
@@ -87,7 +88,7 @@ def _fresh_logits(config, params, completion, completion_mask, num_samples):
   pmask = np.repeat(PROMPT_MASK, num_samples, 0)
   tokens = np.concatenate([prompts, completion], 1)
   mask = np.concatenate([pmask, completion_mask], 1)
-  logits = np.asarray(models.forward(config, params, jnp.asarray(tokens), jnp.asarray(mask)),
+  logits = np.asarray(_forward(config, params, jnp.asarray(tokens), jnp.asarray(mask)),
                       np.float64)
   p = PROMPTS.shape[1]
   return logits[:, p - 1:p - 1 + completion.shape[1]]
@@ -136,13 +137,15 @@ def test_forced_prefix_then_greedy_equals_extended_prompt(llama):
   prefix = np.array([[40, 41, 42]] * 3, np.int32)
   out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(0),
                           max_new_tokens=8, temperature=0.0, prefix_tokens=prefix)
-  # Reference: greedy decoding step by step with a full forward over the extended prompt.
-  tokens, mask = np.concatenate([PROMPTS, prefix], 1), np.concatenate(
-      [PROMPT_MASK, np.ones_like(prefix)], 1)
-  for _ in range(5):
-    logits = models.forward(config, params, jnp.asarray(tokens), jnp.asarray(mask))
-    nxt = np.asarray(jnp.argmax(logits[:, -1], -1))[:, None]
-    tokens, mask = np.concatenate([tokens, nxt], 1), np.concatenate([mask, np.ones_like(nxt)], 1)
+  # Reference: greedy decoding step by step with a full forward over the extended prompt
+  # (right-padded to a fixed width, so one compilation serves every step).
+  p = PROMPTS.shape[1] + prefix.shape[1]
+  tokens = np.concatenate([PROMPTS, prefix, np.zeros((3, 5), np.int32)], 1)
+  mask = np.concatenate([PROMPT_MASK, np.ones_like(prefix), np.zeros((3, 5), np.int32)], 1)
+  for i in range(5):
+    logits = _forward(config, params, jnp.asarray(tokens), jnp.asarray(mask))
+    tokens[:, p + i] = np.asarray(jnp.argmax(logits[:, p + i - 1], -1))
+    mask[:, p + i] = 1
   np.testing.assert_array_equal(np.asarray(out.tokens), tokens[:, PROMPTS.shape[1]:])
   np.testing.assert_array_equal(np.asarray(out.forced), np.arange(8)[None].repeat(3, 0) < 3)
 
