@@ -193,3 +193,24 @@ def test_save_d4rl_roundtrip_and_concatenate(tmp_path):
   assert both.observations.shape == (10, 1)
   np.testing.assert_allclose(datasets.normalized_score([3234.3, -20.272305], *datasets.D4RL_REF_SCORES["hopper"]),
                              [100.0, 0.0])
+
+
+def test_ogbench_loader_agrees_with_ogbench_package(tmp_path):
+  ogbench_utils = pytest.importorskip("ogbench.utils")
+  rng = np.random.default_rng(1)
+  lengths = [4, 6, 3]  # rows per trajectory incl. the final observation row
+  n = sum(lengths)
+  terminals = np.concatenate([np.eye(k)[-1] for k in lengths]).astype(np.float32)
+  arrays = dict(observations=rng.normal(size=(n, 5)).astype(np.float32),
+                actions=rng.uniform(-1, 1, (n, 2)).astype(np.float32), terminals=terminals,
+                qpos=rng.normal(size=(n, 3)), qvel=rng.normal(size=(n, 3)))
+  path = str(tmp_path / "ref.npz")
+  np.savez(path, **arrays)
+  ref = ogbench_utils.load_dataset(path)  # reference implementation (regular layout)
+  t = datasets.load_ogbench_npz(path)
+  np.testing.assert_array_equal(t.observations, ref["observations"])
+  np.testing.assert_array_equal(t.next_observations, ref["next_observations"])
+  np.testing.assert_array_equal(t.actions, ref["actions"])
+  # OGBench's `terminals` mark trajectory ends (time limits): our `timeouts`
+  np.testing.assert_array_equal(t.timeouts, ref["terminals"])
+  np.testing.assert_array_equal(t.masks, 1.0)
