@@ -112,8 +112,8 @@ _fused_stats.defvjp(_fused_stats_fwd, _fused_stats_bwd)
 
 
 @functools.cache
-def _pallas_compiles(cfg: _Config, shapes: tuple) -> Optional[str]:
-  """Compiles forward and backward once for these shapes; the error text or None."""
+def _pallas_kernel_usable(cfg: _Config, shapes: tuple, platform: str) -> bool:
+  """Compiles forward and backward once per config and shapes; warns (once) if that fails."""
   forward, backward = _backend_fns(cfg.impl)
   args = [None if s is None else jax.ShapeDtypeStruct(*s) for s in shapes]
   t = shapes[0][0][0]
@@ -122,9 +122,12 @@ def _pallas_compiles(cfg: _Config, shapes: tuple) -> Optional[str]:
   try:
     jax.jit(functools.partial(forward, **_kwargs(cfg))).lower(*args).compile()
     jax.jit(functools.partial(backward, **_kwargs(cfg))).lower(*args, rows).compile()
-  except Exception as e:  # pylint: disable=broad-except  # any lowering/compile failure
-    return f"{type(e).__name__}: {e}"
-  return None
+  except Exception as e:  # pylint: disable=broad-except  # NotImplementedError, lowering, VMEM OOM
+    warnings.warn(f"kernels_pallas.fused_logprobs: the {cfg.impl!r} kernel failed to compile "
+                  f"for shapes {shapes} on {platform!r}; falling back to impl='xla'. "
+                  f"{type(e).__name__}: {str(e)[:500]}", RuntimeWarning, stacklevel=2)
+    return False
+  return True
 
 
 def _shape_key(*arrays) -> tuple:
@@ -132,21 +135,18 @@ def _shape_key(*arrays) -> tuple:
 
 
 def _resolve_impl(cfg: _Config, arrays) -> _Config:
-  """``auto`` -> the platform's kernel if it compiles here, else ``xla`` (warns once)."""
+  """``auto`` -> the platform's kernel if it compiles here, else ``xla``."""
   if cfg.impl != "auto":
     return cfg
   platform = _default_platform()
-  candidate = {"tpu": "tpu", "gpu": "gpu", "cuda": "gpu"}.get(platform, "xla")
-  if candidate == "xla":
-    return dataclasses.replace(cfg, impl="xla")
-  pallas_cfg = dataclasses.replace(cfg, impl=candidate, interpret=False)
-  error = _pallas_compiles(pallas_cfg, _shape_key(*arrays))
-  if error is None:
-    return pallas_cfg
-  warnings.warn(f"kernels_pallas.fused_logprobs: the {candidate!r} kernel failed to compile "
-                f"for these shapes on {platform!r}; falling back to impl='xla'. {error[:500]}",
-                RuntimeWarning, stacklevel=3)
-  return dataclasses.replace(cfg, impl="xla", block_t=None)
+  candidate = {"tpu": "tpu", "gpu": "gpu", "cuda": "gpu", "rocm": "gpu"}.get(platform, "xla")
+  if candidate != "xla":
+    pallas_cfg = dataclasses.replace(cfg, impl=candidate, interpret=False)
+    if _pallas_kernel_usable(pallas_cfg, _shape_key(*arrays), platform):
+      return pallas_cfg
+  # The Pallas block sizes do not apply to the chunked path; keep block_v only if valid there.
+  return dataclasses.replace(cfg, impl="xla", block_t=None,
+                             block_v=cfg.block_v if candidate == "xla" else None)
 
 
 def _check_block(value, name):
