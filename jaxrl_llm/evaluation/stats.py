@@ -37,6 +37,8 @@ __all__ = [
     "plot_interval_estimates",
     "plot_performance_profiles",
     "plot_probability_of_improvement",
+    "sample_efficiency_curves",
+    "plot_sample_efficiency_curves",
 ]
 
 
@@ -248,6 +250,26 @@ def performance_profiles(score_dict: Mapping[str, Array], taus: Sequence[float],
                             task_bootstrap=task_bootstrap)
 
 
+def sample_efficiency_curves(score_dict: Mapping[str, Array], statistic: ScoreFn = iqm, *,
+                             reps: int = 2000, seed: Optional[int] = 0, confidence: float = 0.95):
+  """Aggregate score over training: `score_dict[algo]` is `[runs, tasks, num_points]`.
+
+  Returns `(points, cis)`: dicts of `[num_points]` and `[2, num_points]` arrays, the statistic
+  and its stratified-bootstrap CI at every evaluation point.
+  """
+  points, cis = {}, {}
+  for i, (name, scores) in enumerate(score_dict.items()):
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 3:
+      raise ValueError(f"`score_dict[{name!r}]` must be [runs, tasks, num_points]; got shape {scores.shape}.")
+    rng = np.random.default_rng(None if seed is None else [seed, i])
+    per_point = [stratified_bootstrap_ci(scores[..., t], statistic, reps=reps, seed=rng, confidence=confidence)
+                 for t in range(scores.shape[-1])]
+    points[name] = np.array([p for p, _ in per_point])
+    cis[name] = np.stack([c for _, c in per_point], axis=-1)
+  return points, cis
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -323,6 +345,26 @@ def plot_probability_of_improvement(points: Mapping[str, float], cis: Mapping[st
   ax.set_yticklabels([p.replace(",", " > ") for p in pairs])
   ax.set_xlim(0, 1)
   ax.set_xlabel("P(X > Y)")
+  fig.tight_layout()
+  if path:
+    fig.savefig(path, dpi=120)
+  return fig
+
+
+def plot_sample_efficiency_curves(steps: Sequence[float], points: Mapping[str, Array],
+                                  cis: Optional[Mapping[str, Array]] = None, xlabel: str = "Gradient steps",
+                                  ylabel: str = "IQM normalized score", path: Optional[str] = None):
+  """Aggregate score vs training steps, with CI bands. Returns the figure."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  for i, (algo, curve) in enumerate(points.items()):
+    ax.plot(steps, curve, label=algo, color=f"C{i}", marker="o", ms=3)
+    if cis is not None and algo in cis:
+      ax.fill_between(steps, cis[algo][0], cis[algo][1], color=f"C{i}", alpha=0.2)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.legend()
+  ax.grid(alpha=0.3)
   fig.tight_layout()
   if path:
     fig.savefig(path, dpi=120)

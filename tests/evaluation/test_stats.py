@@ -134,5 +134,10 @@ def test_plots(tmp_path):
   stats.plot_performance_profiles(prof, taus, pci, path=str(tmp_path / "prof.png"))
   p, pci2 = stats.probability_of_improvement_ci(d["A"], d["B"], reps=200)
   stats.plot_probability_of_improvement({"A,B": p}, {"A,B": pci2}, path=str(tmp_path / "poi.png"))
-  for f in ("agg.png", "prof.png", "poi.png"):
+  curves = {k: np.stack([v, v + 0.1, v + 0.2], axis=-1) for k, v in d.items()}  # [runs, tasks, 3]
+  cp, cc = stats.sample_efficiency_curves(curves, reps=200)
+  np.testing.assert_allclose(cp["A"], [stats.iqm(d["A"]) + 0.1 * t for t in range(3)])
+  assert cc["A"].shape == (2, 3) and np.all(cc["A"][0] <= cp["A"]) and np.all(cp["A"] <= cc["A"][1])
+  stats.plot_sample_efficiency_curves([0, 1000, 2000], cp, cc, path=str(tmp_path / "curve.png"))
+  for f in ("agg.png", "prof.png", "poi.png", "curve.png"):
     assert (tmp_path / f).stat().st_size > 1000
