@@ -123,6 +123,18 @@ class ArithmeticTask:
                      f"(digits={self.digits}, operators={self.operators!r}, "
                      f"test_fraction={self.test_fraction}); the problem space may be too small")
 
+  def max_prompt_chars(self) -> int:
+    """Longest possible prompt (widest operands; a ``/`` dividend has ``2*digits`` digits)."""
+    a_digits = 2 * self.digits if "/" in self.operators else self.digits
+    return max(len(self.prompt_template.format(a="9" * a_digits, op=op, b="9" * self.digits))
+               for op in self.operators)
+
+  def max_answer_chars(self) -> int:
+    """Longest possible answer: ``+`` digits+1, ``-`` digits (+1 sign), ``*`` 2*digits, ``/`` digits."""
+    widths = {"+": self.digits + 1, "-": self.digits + int(self.allow_negative),
+              "*": 2 * self.digits, "/": self.digits}
+    return max(widths[op] for op in self.operators)
+
   def examples(self, seed: int, start: int, count: int) -> list[Example]:
     """Examples ``start, ..., start+count-1`` of stream ``seed``."""
     return [self.example(seed, start + i) for i in range(count)]

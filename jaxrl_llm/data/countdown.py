@@ -145,6 +145,18 @@ class CountdownTask:
     raise ValueError(f"CountdownTask: no {self.split!r} problem with a target in "
                      f"[{self.min_target}, {self.max_target}] found in {self.max_tries} draws")
 
+  def max_prompt_chars(self) -> int:
+    """Longest possible prompt (every number and the target at their widest)."""
+    widest = "9" * len(str(self.max_number))
+    return len(self.prompt_template.format(numbers=",".join([widest] * self.num_numbers),
+                                           target="9" * len(str(self.max_target))))
+
+  def max_solution_chars(self) -> int:
+    """Longest recorded solution: n numbers, n-1 operators, and at most one
+    pair of parentheses around each of the n-2 non-root operator nodes."""
+    n = self.num_numbers
+    return n * len(str(self.max_number)) + (n - 1) + 2 * (n - 2)
+
   def examples(self, seed: int, start: int, count: int) -> list[Example]:
     """Examples ``start, ..., start+count-1`` of stream ``seed``."""
     return [self.example(seed, start + i) for i in range(count)]

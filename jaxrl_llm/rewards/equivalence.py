@@ -7,7 +7,9 @@ plain fractions ``a/b``, LaTeX ``\\frac{a}{b}`` / ``\\dfrac`` / ``\\tfrac``,
 scientific notation with at most a 3-digit exponent, and decoration that does
 not change the value: surrounding ``$``, ``\\$``, one trailing ``.``, a
 trailing ``%`` / ``\\%`` (``50%`` is read as 50, as most math graders do),
-LaTeX spacing ``\\!`` / ``\\,``, one layer of braces ``{5}``.
+LaTeX spacing ``\\!`` / ``\\,``, one layer of braces ``{5}``, degrees
+``^\\circ``, a leading single-letter assignment ``x = 5``, and ``\\text{...}``
+units (``18\\text{ dollars}`` is 18; ``\\text{18}`` is 18).
 ``NaN``/``inf`` and over-long strings (> ``MAX_NUMBER_CHARS``) are not numbers,
 which keeps ``int()`` well under Python's 4300-digit limit and every parse
 cheap.
@@ -24,6 +26,8 @@ MAX_NUMBER_CHARS = 1000
 _DECIMAL_RE = re.compile(
     r"([+-]?)((?:[0-9]{1,3}(?:,[0-9]{3})+)|[0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,3}))?",
     re.ASCII)
+_TEXT_RE = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}", re.ASCII)
+_ASSIGN_RE = re.compile(r"[A-Za-z]\s*=\s*([^=]*)", re.ASCII)
 _FRAC_RE = re.compile(r"([+-]?)\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", re.ASCII)
 
 
@@ -45,9 +49,12 @@ def _parse_decimal(s: str) -> Optional[Fraction]:
 def _strip_decoration(s: str) -> str:
   s = s.strip()
   for old, new in (("\u2212", "-"), ("{,}", ","), ("\\!", ""), ("\\,", ""), ("\\$", ""),
-                   ("$", "")):
+                   ("$", ""), ("^{\\circ}", ""), ("^\\circ", "")):
     s = s.replace(old, new)
   s = s.strip()
+  m = _ASSIGN_RE.fullmatch(s)
+  if m is not None:
+    s = m.group(1).strip()
   if s.endswith("."):
     s = s[:-1]
   if s.endswith("\\%"):
@@ -64,7 +71,16 @@ def parse_number(text: str) -> Optional[Fraction]:
   """The exact value of a numeric answer string, or ``None`` if it is not one."""
   if not isinstance(text, str) or len(text) > MAX_NUMBER_CHARS:
     return None
-  s = _strip_decoration(text)
+  if "\\" in text and _TEXT_RE.search(text):
+    # Units first ("18\text{ dollars}"), then a number spelled inside \text{}.
+    value = _parse_plain(_strip_decoration(_TEXT_RE.sub("", text)))
+    if value is not None:
+      return value
+    text = _TEXT_RE.sub(lambda m: m.group(1), text)
+  return _parse_plain(_strip_decoration(text))
+
+
+def _parse_plain(s: str) -> Optional[Fraction]:
   m = _FRAC_RE.fullmatch(s)
   if m is not None:
     num, den = _parse_decimal(m.group(2).strip()), _parse_decimal(m.group(3).strip())

@@ -123,3 +123,17 @@ def test_empty_split_and_bad_seed_fail_clearly():
     ArithmeticTask().example(-1, 0)
   with pytest.raises(ValueError, match="index"):
     ArithmeticTask().example(0, -1)
+
+
+def test_max_lengths():
+  # Hand values: "99+99=" is 6 chars, 99+99=198 has 3 digits; "99-99=" answer at most "99".
+  task = ArithmeticTask(digits=2, operators="+-")
+  assert (task.max_prompt_chars(), task.max_answer_chars()) == (6, 3)
+  # "9999/99=" is 8 chars; 99*99 = 9801 has 4 digits.
+  assert ArithmeticTask(digits=2, operators="*/").max_prompt_chars() == 8
+  assert ArithmeticTask(digits=2, operators="*/").max_answer_chars() == 4
+  assert ArithmeticTask(digits=2, operators="-", allow_negative=True).max_answer_chars() == 3
+  big = ArithmeticTask(digits=3, operators="+-*/", allow_negative=True)
+  exs = big.examples(0, 0, 300)
+  assert max(len(ex.prompt) for ex in exs) <= big.max_prompt_chars()
+  assert max(len(ex.answer) for ex in exs) <= big.max_answer_chars()

@@ -79,3 +79,13 @@ def test_unreachable_target_range_fails_clearly():
                        max_target=200, max_tries=50)
   with pytest.raises(ValueError, match="no 'train' problem"):
     task.example(0, 0)
+
+
+def test_max_lengths():
+  # "[10,10,10]->100:" is 16 chars; 3 two-digit numbers + 2 operators + 1 parenthesis pair = 10.
+  task = CountdownTask(num_numbers=3, max_number=10, max_target=100)
+  assert task.max_prompt_chars() == 16 and task.max_solution_chars() == 10
+  task4 = CountdownTask(num_numbers=4, max_number=12)
+  exs = task4.examples(0, 0, 300)
+  assert max(len(ex.prompt) for ex in exs) <= task4.max_prompt_chars()
+  assert max(len(ex.completion) for ex in exs) <= task4.max_solution_chars()
