@@ -78,6 +78,13 @@ def _hopper_episode(rng, steps, terminated):
 
 def test_minari_roundtrip_is_local(tmp_path, monkeypatch):
   monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
+  import socket
+
+  def no_network(*args, **kwargs):
+    raise AssertionError("network access attempted")
+
+  monkeypatch.setattr(socket.socket, "connect", no_network)  # saving/loading must stay local
+  monkeypatch.setattr(socket, "create_connection", no_network)
   rng = np.random.default_rng(0)
   eps = [_hopper_episode(rng, 5, True), _hopper_episode(rng, 4, False)]
   eps.append(dict(eps[1], truncations=np.zeros(4, bool)))  # open-ended episode (buffer cut)
