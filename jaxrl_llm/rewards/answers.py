@@ -1,5 +1,8 @@
 """Correctness rewards: 1.0 if the completion's answer equals the reference, else 0.0.
 
+Outcome reward of RL with verifiable rewards (RLVR; Lambert et al. 2024,
+"Tulu 3", arXiv 2411.15124): r(x, y) = 1[answer(y) == answer*(x)].
+
 Signature of every reward: ``fn(completion: str, example) -> float``; see
 :mod:`jaxrl_llm.rewards._examples` for what ``example`` may be.
 """

@@ -1,5 +1,11 @@
 """Countdown verifier: a bounded recursive-descent parser with exact arithmetic (never ``eval``).
 
+The task (reach a target from given numbers with + - * /) as an LM benchmark:
+Gandhi et al. 2024, "Stream of Search (SoS): Learning to Search in
+Language", arXiv 2404.03683; as an RLVR task: Pan et al. 2025, TinyZero
+(github.com/Jiayi-Pan/TinyZero), whose reward is 1 for a correct equation
+using the numbers, a small format score otherwise.
+
 Grammar (whitespace ignored; ``×``/``÷`` accepted for ``*``/``/``)::
 
   expr   := term (("+" | "-") term)*

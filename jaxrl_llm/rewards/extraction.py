@@ -1,6 +1,12 @@
 """Final-answer extraction from a completion: ``\\boxed{...}``, ``<answer>`` tags,
 ``#### x`` and the last number.
 
+Conventions: ``#### x`` is GSM8K's final-answer line (Cobbe et al. 2021,
+"Training Verifiers to Solve Math Word Problems", arXiv 2110.14168);
+``\\boxed{x}`` is MATH's (Hendrycks et al. 2021, arXiv 2103.03874);
+``<think>...</think><answer>...</answer>`` is the R1-style template
+(DeepSeek-AI 2025, arXiv 2501.12948).
+
 Every function here is linear in the text length (one pass or ``rfind``; the
 number regex has no nested quantifiers that can backtrack exponentially) and
 returns ``None`` when nothing is found; none raises on any string.

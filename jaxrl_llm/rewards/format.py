@@ -1,5 +1,8 @@
 """Format rewards: 1.0 if the completion has the requested shape, else 0.0.
 
+R1-style rule-based format reward (DeepSeek-AI 2025, "DeepSeek-R1",
+arXiv 2501.12948): r_format = 1[completion matches the tag template].
+
 Implemented with ``str.find``/``count`` (no backtracking regexes), linear in
 the completion length.
 """
