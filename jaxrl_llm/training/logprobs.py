@@ -1,0 +1,74 @@
+"""Per-token log-probabilities of given tokens under a decoder LM (the trainer's forward).
+
+This is the single place the training code turns parameters into log-probs, so
+swapping the implementation (e.g. for ``jaxrl_llm.models.token_logprobs``) is a
+one-line change. It composes the model's final hidden states with the fused
+log-prob kernel (:func:`kernels_pallas.fused_logprobs`), which never builds the
+``[B*T, V]`` logits.
+"""
+
+from typing import NamedTuple, Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+
+import kernels_pallas
+from jaxrl_llm import models
+
+
+class TokenLogprobs(NamedTuple):
+  """Outputs for the ``T - 1`` next-token targets ``tokens[:, 1:]``.
+
+  logprobs: ``[B, T-1]`` ``log pi(tokens[:, t+1] | tokens[:, :t+1])`` at ``temperature``.
+  entropy:  ``[B, T-1]`` entropy of that next-token distribution, or None.
+  hidden:   ``[B, T-1, D]`` final-norm hidden states that predict each target.
+  """
+
+  logprobs: jax.Array
+  entropy: Optional[jax.Array]
+  hidden: jax.Array
+
+
+def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
+                      attention_mask: jax.Array, *, temperature: float = 1.0,
+                      want_entropy: bool = False, impl: str = "auto") -> TokenLogprobs:
+  """``log softmax(h_t W / tau)[y_{t+1}]`` for every position of a left-padded batch.
+
+  Positions come from ``cumsum(attention_mask) - 1`` (left padding is skipped),
+  exactly as the sampler assigns them, so trainer and sampler log-probs agree.
+  """
+  chex.assert_rank([tokens, attention_mask], 2)
+  chex.assert_equal_shape([tokens, attention_mask])
+  b, t = tokens.shape
+  hidden = models.hidden_states(config, params, tokens, attention_mask)[:, :-1]
+  weight = models.unembed_weight(config, params)
+  out = kernels_pallas.fused_logprobs(
+      hidden.reshape(b * (t - 1), -1), weight.astype(hidden.dtype),
+      tokens[:, 1:].reshape(-1), temperature=temperature, want_entropy=want_entropy, impl=impl)
+  entropy = None if out.entropy is None else out.entropy.reshape(b, t - 1)
+  return TokenLogprobs(out.logprobs.reshape(b, t - 1), entropy, hidden)
+
+
+def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.Array,
+                        prompt_mask: jax.Array, completion_tokens: jax.Array,
+                        completion_mask: jax.Array, *, temperature: float = 1.0,
+                        want_entropy: bool = False, impl: str = "auto") -> TokenLogprobs:
+  """Log-probs ``[B, N]`` of the completion tokens after left-padded prompts ``[B, P]``.
+
+  The sequence is ``prompt ++ completion``; the completion's token ``n`` is
+  predicted by the hidden state at position ``P - 1 + n``. Padding after a
+  completion's end is masked out of attention but still gets a (meaningless)
+  log-prob; callers multiply by ``completion_mask``.
+  """
+  chex.assert_rank([prompt_tokens, prompt_mask, completion_tokens, completion_mask], 2)
+  chex.assert_equal_shape([prompt_tokens, prompt_mask])
+  chex.assert_equal_shape([completion_tokens, completion_mask])
+  p = prompt_tokens.shape[1]
+  tokens = jnp.concatenate([prompt_tokens, completion_tokens], axis=1)
+  mask = jnp.concatenate([prompt_mask.astype(bool), completion_mask.astype(bool)], axis=1)
+  out = sequence_logprobs(config, params, tokens, mask, temperature=temperature,
+                          want_entropy=want_entropy, impl=impl)
+  sl = slice(p - 1, None)
+  return TokenLogprobs(out.logprobs[:, sl], None if out.entropy is None else out.entropy[:, sl],
+                       out.hidden[:, sl])

@@ -1,0 +1,57 @@
+"""Supervised fine-tuning step: masked next-token cross-entropy."""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl_llm import models
+from jaxrl_llm.losses import masked_sum
+from jaxrl_llm.training.accumulate import accumulate_gradients
+from jaxrl_llm.training.logprobs import sequence_logprobs
+from jaxrl_llm.training.state import TrainState
+
+SFT_BATCH_KEYS = ("tokens", "attention_mask", "loss_mask")
+
+
+def _check_batch(batch, keys):
+  missing = [k for k in keys if k not in batch]
+  if missing:
+    raise ValueError(f"batch is missing {missing}; expected keys {list(keys)}")
+
+
+def make_sft_step(config: models.ModelConfig, optimizer: optax.GradientTransformation, *,
+                  num_micro_batches: int = 1, logprob_impl: str = "auto") -> Callable:
+  """``step(state, batch) -> (state, metrics)`` minimising the token-mean NLL.
+
+  ``batch``: ``tokens [B, T]`` (left-padded), ``attention_mask [B, T]``,
+  ``loss_mask [B, T]`` (1 on the tokens to learn, e.g. the answer). The loss is
+
+      L = - sum_{b,t} m_{b,t+1} log pi(x_{b,t+1} | x_{b,<=t}) / sum m_{b,t+1}
+  """
+
+  def terms_fn(params, mb):
+    out = sequence_logprobs(config, params, mb["tokens"], mb["attention_mask"], impl=logprob_impl)
+    m = mb["loss_mask"][:, 1:].astype(jnp.float32)
+    return {"nll": masked_sum(-out.logprobs, m)}, {}
+
+  def step(state: TrainState, batch):
+    _check_batch(batch, SFT_BATCH_KEYS)
+    counts = {"nll": jnp.sum(batch["loss_mask"][:, 1:].astype(jnp.float32))}
+
+    def wrapped(p, mb):
+      return terms_fn(p[0], mb)
+
+    loss, grads, terms, metrics = accumulate_gradients(
+        wrapped, (state.params, state.value_params), batch, counts, {"nll": 1.0},
+        num_micro_batches)
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state,
+                                          (state.params, state.value_params))
+    params, value_params = optax.apply_updates((state.params, state.value_params), updates)
+    metrics = dict(metrics, loss=loss, nll=terms["nll"], grad_norm=grad_norm,
+                   tokens=counts["nll"])
+    return TrainState(state.step + 1, params, value_params, opt_state), metrics
+
+  return step

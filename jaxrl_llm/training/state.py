@@ -1,0 +1,40 @@
+"""The explicit training state pytree and the PPO value head."""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class TrainState(NamedTuple):
+  """Everything an update changes.
+
+  step:         int32 scalar, optimiser steps taken.
+  params:       the policy LM's parameters (``jaxrl_llm.models`` pytree).
+  value_params: the value head (``{"w": [D], "b": []}``) for PPO, else ``{}``.
+  opt_state:    optax state of ``(params, value_params)``.
+  """
+
+  step: jax.Array
+  params: Any
+  value_params: Any
+  opt_state: Any
+
+
+def init_value_head(hidden_size: int, dtype=jnp.float32) -> dict:
+  """A zero-initialised linear value head ``V(h) = h . w + b`` (zero: V starts at 0)."""
+  return {"w": jnp.zeros((hidden_size,), dtype), "b": jnp.zeros((), dtype)}
+
+
+def value_head_apply(value_params: dict, hidden: jax.Array) -> jax.Array:
+  """``[..., D] -> [...]`` float32 values."""
+  return (jnp.einsum("...d,d->...", hidden.astype(jnp.float32), value_params["w"].astype(jnp.float32))
+          + value_params["b"].astype(jnp.float32))
+
+
+def init_train_state(params, optimizer: optax.GradientTransformation,
+                     value_params=None) -> TrainState:
+  value_params = {} if value_params is None else value_params
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, value_params=value_params,
+                    opt_state=optimizer.init((params, value_params)))

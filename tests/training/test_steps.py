@@ -1,0 +1,213 @@
+"""Step builders: hand/NumPy values of the first-step losses, exact micro-batch
+accumulation, sharded == single-device, value head / GAE plumbing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxrl_llm import models, sharding, training
+
+VOCAB = 16
+
+
+@pytest.fixture(scope="module")
+def setup():
+  config = models.get_preset("tiny-llama", vocab_size=VOCAB, hidden_size=16, intermediate_size=32,
+                             num_heads=2, num_kv_heads=2, head_dim=8, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+  params = models.init_params(config, jax.random.key(0))
+  return config, params
+
+
+def rl_batch(seed=0, b=8, p=4, n=5):
+  rng = np.random.default_rng(seed)
+  prompt_mask = np.ones((b, p), np.int32)
+  prompt_mask[::3, :2] = 0  # some left padding
+  prompt_tokens = np.where(prompt_mask, rng.integers(3, VOCAB, (b, p)), 0).astype(np.int32)
+  lengths = rng.integers(1, n + 1, b)
+  completion_mask = (np.arange(n)[None] < lengths[:, None]).astype(np.int32)
+  completion_tokens = np.where(completion_mask, rng.integers(3, VOCAB, (b, n)), 0).astype(np.int32)
+  rewards = rng.integers(0, 2, b).astype(np.float32)
+  rewards[:2] = [1.0, 0.0]  # group 0 is informative whatever the seed
+  return {"prompt_tokens": prompt_tokens, "prompt_mask": prompt_mask,
+          "completion_tokens": completion_tokens, "completion_mask": completion_mask,
+          "sampler_logprobs": rng.normal(-2.0, 0.1, (b, n)).astype(np.float32) * completion_mask,
+          "rewards": rewards}
+
+
+def numpy_logprobs(config, params, batch):
+  """Independent path: full logits from models.forward, log-softmax and gather in NumPy."""
+  tokens = np.concatenate([batch["prompt_tokens"], batch["completion_tokens"]], 1)
+  mask = np.concatenate([batch["prompt_mask"], batch["completion_mask"]], 1)
+  logits = np.asarray(models.forward(config, params, tokens, mask), np.float64)
+  logp = logits - logits.max(-1, keepdims=True)
+  logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+  p = batch["prompt_tokens"].shape[1]
+  n = batch["completion_tokens"].shape[1]
+  out = np.zeros((tokens.shape[0], n))
+  for i in range(tokens.shape[0]):
+    for t in range(n):
+      out[i, t] = logp[i, p - 1 + t, tokens[i, p + t]]
+  return out
+
+
+def test_completion_logprobs_match_dense_forward(setup):
+  config, params = setup
+  batch = rl_batch()
+  got = training.completion_logprobs(config, params, batch["prompt_tokens"], batch["prompt_mask"],
+                                     batch["completion_tokens"], batch["completion_mask"])
+  np.testing.assert_allclose(np.asarray(got.logprobs), numpy_logprobs(config, params, batch),
+                             atol=2e-5)
+
+
+def test_sft_step_loss_is_masked_nll_and_accumulation_is_exact(setup):
+  config, params = setup
+  rng = np.random.default_rng(1)
+  b, t = 4, 7
+  tokens = rng.integers(3, VOCAB, (b, t)).astype(np.int32)
+  attn = np.ones((b, t), np.int32)
+  attn[0, :2] = 0
+  loss_mask = np.zeros((b, t), np.int32)
+  loss_mask[:, 4:] = 1
+  loss_mask[1, 6] = 0  # rows count different numbers of tokens
+  batch = {"tokens": tokens, "attention_mask": attn, "loss_mask": loss_mask}
+  logits = np.asarray(models.forward(config, params, tokens, attn), np.float64)
+  logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+  nll, count = 0.0, 0
+  for i in range(b):
+    for j in range(1, t):
+      if loss_mask[i, j]:
+        nll += logz[i, j - 1] - logits[i, j - 1, tokens[i, j]]
+        count += 1
+  opt = training.make_optimizer(1e-2, max_grad_norm=None)
+  state = training.init_train_state(params, opt)
+  s1, m1 = jax.jit(training.make_sft_step(config, opt))(state, batch)
+  s2, m2 = jax.jit(training.make_sft_step(config, opt, num_micro_batches=2))(state, batch)
+  np.testing.assert_allclose(float(m1["loss"]), nll / count, rtol=1e-5)
+  np.testing.assert_allclose(float(m2["loss"]), nll / count, rtol=1e-5)
+  assert int(m1["tokens"]) == count
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-6), s1.params, s2.params)
+  assert int(s1.step) == 1
+
+
+def grpo_advantages_numpy(rewards, g):
+  out = np.zeros_like(rewards, np.float64)
+  for s in range(0, len(rewards), g):
+    r = rewards[s:s + g].astype(np.float64)
+    out[s:s + g] = (r - r.mean()) / (r.std(ddof=1) + 1e-6)
+  return out
+
+
+@pytest.mark.parametrize("num_micro_batches", [1, 2])
+def test_rl_first_step_loss_matches_numpy(setup, num_micro_batches):
+  config, params = setup
+  batch = rl_batch()
+  g = 2
+  opt = training.make_optimizer(1e-3, max_grad_norm=1.0)
+  step = training.make_rl_step(config, opt, group_size=g, loss="ppo", advantage="grpo",
+                               kl="k3", kl_coef=0.1, num_micro_batches=num_micro_batches)
+  state = training.init_train_state(params, opt)
+  prepared, pm = jax.jit(step.prepare)(state.params, state.value_params, params, batch)
+  _, metrics = jax.jit(step.update)(state, prepared)
+  # At the first step lp == lp_old == lp_ref: ratio 1, KL 0, loss = -sum A m / sum m.
+  m = batch["completion_mask"].astype(np.float64)
+  adv = grpo_advantages_numpy(batch["rewards"], g)
+  expected = -(adv[:, None] * m).sum() / m.sum()
+  np.testing.assert_allclose(float(metrics["loss"]), expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(prepared["advantages"]), adv[:, None] * m, atol=1e-5)
+  assert abs(float(metrics["kl"])) < 1e-6 and float(metrics["clip_frac"]) == 0.0
+  # Mismatch metric: mean(lp_sampler - lp_trainer) over the mask.
+  lp = numpy_logprobs(config, params, batch)
+  k1 = ((batch["sampler_logprobs"] - lp) * m).sum() / m.sum()
+  np.testing.assert_allclose(float(pm["mismatch/mismatch_k1"]), k1, rtol=1e-4)
+
+
+def test_rl_update_accumulation_matches_full_batch_after_two_updates(setup):
+  """Second update (ratio != 1, clipping active) under 1 vs 4 micro-batches."""
+  config, params = setup
+  batch = rl_batch(3)
+  opt = optax.sgd(0.5)  # plain SGD: Adam would amplify float noise in near-zero gradients
+  outs = []
+  for n in (1, 4):
+    step = training.make_rl_step(config, opt, group_size=4, loss="ppo",
+                                 loss_kwargs={"agg_mode": "seq-mean-token-mean"},
+                                 advantage="rloo", entropy_coef=0.01, num_micro_batches=n)
+    state = training.init_train_state(params, opt)
+    prepared, _ = step.prepare(state.params, state.value_params, None, batch)
+    update = jax.jit(step.update)
+    state, _ = update(state, prepared)
+    state, metrics = update(state, prepared)
+    outs.append((state, metrics))
+  assert float(outs[0][1]["ratio_max"]) != 1.0
+  np.testing.assert_allclose(float(outs[0][1]["loss"]), float(outs[1][1]["loss"]), atol=1e-6)
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-6),
+               outs[0][0].params, outs[1][0].params)
+
+
+def test_ppo_gae_value_head_learns_the_return(setup):
+  """With a zero value head, V = 0, so GAE(gamma=lam=1) returns are the terminal reward."""
+  config, params = setup
+  batch = rl_batch(5)
+  opt = training.make_optimizer(1e-2, max_grad_norm=None)
+  step = training.make_rl_step(config, opt, group_size=2, loss="ppo", advantage="gae",
+                               advantage_kwargs={"whiten": False}, value_coef=0.5)
+  vh = training.init_value_head(config.hidden_size)
+  state = training.init_train_state(params, opt, vh)
+  prepared, _ = step.prepare(state.params, state.value_params, None, batch)
+  m = batch["completion_mask"]
+  expected_returns = batch["rewards"][:, None] * m
+  np.testing.assert_allclose(np.asarray(prepared["returns"]), expected_returns, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(prepared["advantages"]), expected_returns, atol=1e-6)
+  state, metrics = jax.jit(step.update)(state, prepared)
+  # value loss at V=0: 0.5 * mean over tokens of R^2.
+  np.testing.assert_allclose(float(metrics["value_loss"]),
+                             0.5 * (expected_returns ** 2).sum() / m.sum(), rtol=1e-5)
+  assert float(jnp.abs(state.value_params["w"]).sum()) > 0
+
+
+def test_sharded_rl_step_equals_single_device(setup):
+  config, params = setup
+  assert jax.device_count() >= 8, "tests/conftest.py should give 8 fake CPU devices"
+  batch = rl_batch(7)
+  # Adam's first steps move every weight by about lr whatever |g| is, so float
+  # reduction-order noise in near-zero gradients shows up as ~lr * noise/eps; a
+  # realistic lr keeps it well under the 1e-5 tolerance.
+  opt = training.make_optimizer(1e-3, max_grad_norm=1.0)
+  step = training.make_rl_step(config, opt, group_size=2, loss="ppo", advantage="grpo",
+                               kl="k3", kl_coef=0.05, num_micro_batches=2)
+
+  def run(state, ref, b):
+    prepared, _ = jax.jit(step.prepare)(state.params, state.value_params, ref, b)
+    upd = jax.jit(step.update)
+    state, _ = upd(state, prepared)
+    state, metrics = upd(state, prepared)  # second update: ratio != 1
+    return state, metrics
+
+  single, m_single = run(training.init_train_state(params, opt), params, batch)
+  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  with jax.set_mesh(mesh):
+    sp = sharding.shard_params(params, config, mesh)
+    ss = training.init_train_state(sp, opt)
+    sharded, m_sharded = run(ss, sp, sharding.shard_batch(batch, mesh))
+  assert len(sharded.params["embedding"].sharding.device_set) == 8
+  np.testing.assert_allclose(float(m_single["loss"]), float(m_sharded["loss"]), atol=1e-5)
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(np.asarray(a), np.asarray(c), atol=1e-5),
+               single.params, sharded.params)
+
+
+def test_bad_options_raise():
+  config = models.get_preset("tiny-llama", vocab_size=VOCAB)
+  opt = training.make_optimizer(1e-3)
+  with pytest.raises(ValueError, match="unknown policy loss 'nope'"):
+    training.make_rl_step(config, opt, group_size=2, loss="nope")
+  with pytest.raises(ValueError, match="advantage estimator 'bogus'"):
+    training.make_rl_step(config, opt, group_size=2, advantage="bogus")
+  with pytest.raises(ValueError, match="kl_coef"):
+    training.make_rl_step(config, opt, group_size=2, kl_coef=0.1)
+  with pytest.raises(ValueError, match="not options of policy loss"):
+    training.make_rl_step(config, opt, group_size=2, loss_kwargs={"clip_lo": 0.1})
+  step = training.make_rl_step(config, opt, group_size=3)
+  params = models.init_params(config, jax.random.key(0))
+  with pytest.raises(ValueError, match="not divisible by group_size=3"):
+    step.prepare(params, {}, None, rl_batch())
