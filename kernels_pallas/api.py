@@ -181,9 +181,10 @@ def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
 
   Args:
     hidden: ``[T, D]`` final hidden states (f32/bf16; accumulation is f32, or f64
-      for f64 inputs).
+      for f64 inputs). Its dtype is the compute dtype: weight tiles are cast to it.
     weight: ``[D, V]`` vocabulary head (the transposed embedding when tied).
-    targets: ``[T]`` int token ids in ``[0, V)``.
+    targets: ``[T]`` int token ids in ``[0, V)`` (an id outside that range matches no
+      column: its log-prob is ``-logsumexp``, not an error).
     temperature: positive Python float ``tau``.
     ref_hidden: ``[T, D_ref]`` reference-model hidden states; defaults to ``hidden``.
     ref_weight: ``[D_ref, V]`` reference head; defaults to ``weight``.

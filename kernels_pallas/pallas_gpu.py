@@ -79,12 +79,12 @@ def _load_cols(ref, j, bv, vocab):
 
 
 def _logits(h, w_ref, hr, wr_ref, j, *, bv, vocab, inv_temperature, acc):
-  w, _, _ = _load_cols(w_ref, j, bv, vocab)
+  w = _load_cols(w_ref, j, bv, vocab)[0].astype(h.dtype)  # computed in hidden's dtype
   z = _dot(h, w, _NN, acc) * inv_temperature
   col = j * bv + jax.lax.broadcasted_iota(jnp.int32, z.shape, 1)
   b = None
   if hr is not None:
-    wr, _, _ = _load_cols(wr_ref, j, bv, vocab)
+    wr = _load_cols(wr_ref, j, bv, vocab)[0].astype(hr.dtype)
     b = _dot(hr, wr, _NN, acc) * inv_temperature
   return z, b, col < vocab, col, w
 
@@ -173,7 +173,8 @@ def _weight_grad_kernel(*refs, with_ref, bt, bv, vocab, num_t_blocks, inv_temper
   out_ref = refs[-1]
   j = _index(pl.program_id(0))
   w, valid_w, _ = _load_cols(w_ref, j, bv, vocab)
-  wr = _load_cols(wr_ref, j, bv, vocab)[0] if with_ref else None
+  w = w.astype(h_ref.dtype)
+  wr = _load_cols(wr_ref, j, bv, vocab)[0].astype(hr_ref.dtype) if with_ref else None
 
   def body(i, d_weight):
     rows_sl = pl.ds(i * bt, bt)

@@ -40,13 +40,14 @@ def _blocks(t: int, v: int, block_t: int, block_v: int) -> tuple[int, int, int]:
 def _tile_logits(h_ref, w_ref, hr_ref, wr_ref, j, *, bv, vocab, inv_temperature, acc):
   """Logits tile for vocab block ``j``: (z, b or None, valid [bt, bv], w_tile)."""
   h = h_ref[...]
-  w = w_ref[...]
+  w = w_ref[...].astype(h.dtype)  # weight tiles are computed in hidden's dtype
   z = jnp.dot(h, w, preferred_element_type=acc) * inv_temperature
   col = j * bv + jax.lax.broadcasted_iota(jnp.int32, z.shape, 1)
   valid = col < vocab
   b = None
   if hr_ref is not None:
-    b = jnp.dot(hr_ref[...], wr_ref[...], preferred_element_type=acc) * inv_temperature
+    hr = hr_ref[...]
+    b = jnp.dot(hr, wr_ref[...].astype(hr.dtype), preferred_element_type=acc) * inv_temperature
   return z, b, valid, col
 
 
@@ -138,7 +139,7 @@ def _backward_kernel(*refs, wrt, with_ref, bv, vocab, inv_temperature, want_entr
                     inv_temperature=inv_temperature, want_entropy=want_entropy,
                     kl_mode=kl_mode, acc=acc)
   if wrt == "hidden":
-    w = w_ref[...]
+    w = w_ref[...].astype(h_ref.dtype)
     col = j * bv + jax.lax.broadcasted_iota(jnp.int32, w.shape, 1)
     w = jnp.where(col < vocab, w, 0)  # out-of-bounds columns may hold NaN: 0 * NaN = NaN
     acc_ref[...] += jax.lax.dot_general(g.astype(w.dtype), w, (((1,), (1,)), ((), ())),

@@ -19,7 +19,7 @@ def reference_stats(hidden: jax.Array, weight: jax.Array, targets: jax.Array,
   ``r = log q_y - log p_y``; the reference logits are ``stop_gradient``-ed.
   """
   acc = _online.accumulator_dtype(hidden.dtype)
-  z = jnp.dot(hidden, weight, preferred_element_type=acc) * inv_temperature
+  z = jnp.dot(hidden, weight.astype(hidden.dtype), preferred_element_type=acc) * inv_temperature
   logp_all = jax.nn.log_softmax(z, axis=-1)
   lse = jax.nn.logsumexp(z, axis=-1)
   logp = jnp.take_along_axis(logp_all, targets[:, None], axis=-1)[:, 0]
@@ -28,7 +28,7 @@ def reference_stats(hidden: jax.Array, weight: jax.Array, targets: jax.Array,
   kl, ref_logp, ref_lse = zeros, zeros, zeros
   if kl_mode is not None:
     b = jax.lax.stop_gradient(
-        jnp.dot(ref_hidden, ref_weight, preferred_element_type=acc) * inv_temperature)
+        jnp.dot(ref_hidden, ref_weight.astype(ref_hidden.dtype), preferred_element_type=acc) * inv_temperature)
     logq_all = jax.nn.log_softmax(b, axis=-1)
     ref_lse = jax.nn.logsumexp(b, axis=-1)
     ref_logp = jnp.take_along_axis(logq_all, targets[:, None], axis=-1)[:, 0]

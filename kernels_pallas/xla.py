@@ -27,11 +27,12 @@ def _tile(j, hidden, weight, ref_hidden, ref_weight, targets, *, block_v, inv_te
   v = weight.shape[1]
   acc = _online.accumulator_dtype(hidden.dtype)
   start = jnp.minimum(j * block_v, v - block_v)
-  w_tile = jax.lax.dynamic_slice_in_dim(weight, start, block_v, axis=1)
+  w_tile = jax.lax.dynamic_slice_in_dim(weight, start, block_v, axis=1).astype(hidden.dtype)
   z = jnp.dot(hidden, w_tile, preferred_element_type=acc) * inv_temperature
   b = None
   if with_ref:
-    wr_tile = jax.lax.dynamic_slice_in_dim(ref_weight, start, block_v, axis=1)
+    wr_tile = jax.lax.dynamic_slice_in_dim(ref_weight, start, block_v, axis=1).astype(
+        ref_hidden.dtype)
     b = jnp.dot(ref_hidden, wr_tile, preferred_element_type=acc) * inv_temperature
   col = start + jax.lax.broadcasted_iota(jnp.int32, (1, block_v), 1)
   valid = col >= j * block_v  # drop columns the previous (unclamped) block covered
@@ -81,7 +82,7 @@ def xla_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
                                   preferred_element_type=acc)
     d_weight = jax.lax.dynamic_update_slice_in_dim(d_weight, dw_tile.astype(weight.dtype),
                                                    start, axis=1)
-    g_once = jnp.where(valid, g, 0).astype(weight.dtype)
+    g_once = jnp.where(valid, g, 0).astype(hidden.dtype)
     d_hidden = d_hidden + jax.lax.dot_general(g_once, w_tile, (((1,), (1,)), ((), ())),
                                               preferred_element_type=acc)
     return d_hidden, d_weight
