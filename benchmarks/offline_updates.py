@@ -4,10 +4,14 @@ call per step, and achieved GFLOP/s against a measured dense-matmul peak.
   .venv/bin/python benchmarks/offline_updates.py [--steps 1000] [--repeats 3]
 
 Batch 256, (256, 256) MLPs, Hopper-sized observations/actions (11, 3) by
-default. Both paths get the same pre-sampled, device-resident batches, so the
-comparison isolates per-call dispatch and host round-trips. FLOPs per update
-come from XLA's cost analysis of the compiled step (an analytic count of the
-dense layers is printed beside it as a cross-check). Not a test.
+default. Per-step baselines: (a) the same pre-sampled device batches as
+`update_n` (isolates per-call dispatch), (b) one jitted sampling call per step,
+(c) host NumPy sampling per step (the naive loop). FLOPs per update come from
+XLA's cost analysis of the compiled step (an analytic count of the dense layers
+is printed beside it as a cross-check). All variants and the matmul peak are
+timed in interleaved rounds, best of each kept, both in wall-clock time and in
+this process's CPU time (`time.process_time`, all threads): on a machine shared
+with other jobs the CPU-time rates are the stabler comparison. Not a test.
 """
 
 from __future__ import annotations
