@@ -33,8 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_llm.models import (KVCache, ModelConfig, default_positions, forward_with_cache,
-                              init_cache, unembed_weight)
+from jaxrl_llm.models import (ModelConfig, default_positions, forward_with_cache, init_cache,
+                              unembed_weight)
+from jaxrl_llm.sampling.decode_step import (DECODE_CACHE_AXES, DecodeCache, decode_step,
+                                            from_model_cache, split_layers)
 from jaxrl_llm.sampling.filters import SamplingParams, sample_from_logits, validate_sampling_params
 from jaxrl_llm.sharding import SAMPLING_RULES, batch_sharding, logical_sharding
 
@@ -42,7 +44,7 @@ FINISH_STOP = 0  # the row emitted one of `stop_tokens`
 FINISH_LENGTH = 1  # the row reached `max_new_tokens`
 MIN_BUCKET = 16
 
-_CACHE_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
+_MODEL_CACHE_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
 
 
 class SampleOutput(NamedTuple):
@@ -70,7 +72,7 @@ class SampleOutput(NamedTuple):
 
 
 class _Prefilled(NamedTuple):
-  cache: KVCache  # [L, R, S, KV, Dh]
+  cache: DecodeCache  # L buffers [R, KV, S, Dh]
   hidden: jax.Array  # [R, D] final-norm hidden state of each prompt's last token
   next_position: jax.Array  # [R] position id of the first completion token
   kv_mask: jax.Array  # [R, S] valid cache slots (prompt tokens, then all completion slots)
@@ -87,8 +89,8 @@ def _constrain(x, mesh, rules, logical):
   return jax.lax.with_sharding_constraint(x, logical_sharding(logical, mesh, rules, x.shape))
 
 
-def _constrain_cache(cache: KVCache, mesh, rules) -> KVCache:
-  return KVCache(*(_constrain(c, mesh, rules, _CACHE_AXES) for c in cache))
+def _constrain_cache(cache: DecodeCache, mesh, rules) -> DecodeCache:
+  return jax.tree.map(lambda c: _constrain(c, mesh, rules, DECODE_CACHE_AXES), cache)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "num_samples", "max_new_tokens",
@@ -100,10 +102,12 @@ def _prefill(params, prompt_tokens, prompt_mask, *, config: ModelConfig, num_sam
   slots = p + max_new_tokens
   positions = default_positions(prompt_mask)
   kv_mask = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((b, max_new_tokens), bool)], 1)
-  cache = _constrain_cache(init_cache(config, b, slots, cache_dtype), mesh, rules)
+  cache = jax.tree.map(lambda c: _constrain(c, mesh, rules, _MODEL_CACHE_AXES),
+                       init_cache(config, b, slots, cache_dtype))
   hidden, cache = forward_with_cache(config, params, prompt_tokens, positions, kv_mask, cache, 0)
   repeat = lambda x, axis: jnp.repeat(x, num_samples, axis=axis)
-  cache = _constrain_cache(KVCache(repeat(cache.k, 1), repeat(cache.v, 1)), mesh, rules)
+  cache = jax.tree.map(lambda c: repeat(c, 0), from_model_cache(cache))
+  cache = _constrain_cache(cache, mesh, rules)
   next_position = jnp.sum(prompt_mask.astype(jnp.int32), axis=-1)
   return _Prefilled(cache, repeat(hidden[:, -1], 0), repeat(next_position, 0),
                     repeat(kv_mask, 0))
@@ -111,7 +115,7 @@ def _prefill(params, prompt_tokens, prompt_mask, *, config: ModelConfig, num_sam
 
 class _LoopState(NamedTuple):
   step: jax.Array
-  cache: KVCache
+  cache: DecodeCache
   hidden: jax.Array
   position: jax.Array
   done: jax.Array
@@ -125,7 +129,7 @@ class _LoopState(NamedTuple):
     jax.jit, donate_argnames=("cache", "hidden", "position"),
     static_argnames=("config", "sampling", "max_new_tokens", "stop_tokens", "pad_id",
                      "prompt_width", "mesh", "rules"))
-def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key, *, config: ModelConfig,
+def _decode(params, cache: DecodeCache, hidden, position, kv_mask, prefix, key, *, config: ModelConfig,
             sampling: SamplingParams, max_new_tokens: int, stop_tokens: tuple[int, ...],
             pad_id: int, prompt_width: int, mesh=None, rules=SAMPLING_RULES):
   """The decode loop; returns the final loop state.
@@ -135,6 +139,7 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key, *, c
   """
   rows = hidden.shape[0]
   w_out = unembed_weight(config, params)
+  layers = split_layers(params)  # once, outside the loop
   stops = jnp.asarray(stop_tokens if stop_tokens else (-1,), jnp.int32)
 
   def cond(s: _LoopState):
@@ -157,10 +162,10 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key, *, c
     token = jnp.where(live, token, pad_id)
     put = lambda buf, val: jax.lax.dynamic_update_index_in_dim(buf, val, t, axis=1)
     done = s.done | (live & jnp.any(token[:, None] == stops[None, :], axis=-1))
-    hidden, cache = forward_with_cache(config, params, token[:, None], s.position[:, None],
-                                       kv_mask, s.cache, prompt_width + t)
+    hidden, cache = decode_step(config, params, layers, token, s.position, kv_mask, s.cache,
+                                prompt_width + t)
     return _LoopState(
-        step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden[:, 0],
+        step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden,
         position=s.position + 1, done=done, tokens=put(s.tokens, token),
         logprobs=put(s.logprobs, jnp.where(live, logprob, 0.0)),
         sampling_logprobs=put(s.sampling_logprobs, jnp.where(live, sampling_logprob, 0.0)),

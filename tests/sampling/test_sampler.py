@@ -132,6 +132,22 @@ def test_logprobs_match_fresh_forward(llama):
       assert (tokens[r, stops[0] + 1:] == config.pad_token_id).all()
 
 
+def test_logprobs_match_fresh_forward_qwen3():
+  # Qwen3's per-head q/k RMSNorm goes through the decode step too (random preset weights).
+  config = models.get_preset("tiny-qwen3", pad_token_id=PAD)
+  params = models.init_params(config, jax.random.key(4))
+  params = jax.tree.map(lambda x: x * 5.0 if x.ndim > 2 else x, params)  # less uniform logits
+  out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(5),
+                          max_new_tokens=9, num_samples=2, top_k=20, top_p=0.9)
+  tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
+  assert mask.all()
+  logits = _fresh_logits(config, params, tokens, mask.astype(np.int32), 2)
+  model_lp = np.take_along_axis(_log_softmax(logits), tokens[..., None], -1)[..., 0]
+  np.testing.assert_allclose(np.asarray(out.logprobs), model_lp, atol=1e-4)
+  # Filters only remove mass, so log q >= log p at temperature 1, strictly when mass was cut.
+  assert (np.asarray(out.sampling_logprobs) >= np.asarray(out.logprobs) - 1e-5).all()
+
+
 def test_forced_prefix_then_greedy_equals_extended_prompt(llama):
   config, params = llama
   prefix = np.array([[40, 41, 42]] * 3, np.int32)
@@ -153,13 +169,16 @@ def test_forced_prefix_then_greedy_equals_extended_prompt(llama):
 def test_prefill_runs_once_per_prompt(llama, monkeypatch):
   config, params = llama
   calls = []
-  original = sampler_lib.forward_with_cache
 
-  def recording(config, params, tokens, *args, **kwargs):
-    calls.append(tuple(tokens.shape))
-    return original(config, params, tokens, *args, **kwargs)
+  def recording(name, fn, tokens_arg):
+    def wrapped(*args, **kwargs):
+      calls.append((name, tuple(args[tokens_arg].shape)))
+      return fn(*args, **kwargs)
+    return wrapped
 
-  monkeypatch.setattr(sampler_lib, "forward_with_cache", recording)
+  monkeypatch.setattr(sampler_lib, "forward_with_cache",
+                      recording("prefill", sampler_lib.forward_with_cache, 2))
+  monkeypatch.setattr(sampler_lib, "decode_step", recording("decode", sampler_lib.decode_step, 3))
   sampler_lib._prefill.clear_cache()  # force a fresh trace of both compiled pieces
   sampler_lib._decode.clear_cache()
   g = 4
@@ -167,7 +186,7 @@ def test_prefill_runs_once_per_prompt(llama, monkeypatch):
                           max_new_tokens=6, num_samples=g, temperature=0.0)
   # Traced program: one prefill over the B=3 prompts (bucketed width 16), and one decode
   # step (the while-loop body) over the B*G=12 rows. Nothing runs the prompt per sample.
-  assert calls == [(3, 16), (12, 1)], calls
+  assert calls == [("prefill", (3, 16)), ("decode", (12,))], calls
   jax.block_until_ready(out)
   # The G greedy samples of a prompt are identical (they share the one prefilled cache).
   tokens = np.asarray(out.tokens).reshape(3, g, -1)
