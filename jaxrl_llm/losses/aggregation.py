@@ -113,12 +113,13 @@ def aggregate(values: jax.Array, mask: jax.Array, mode: str = "token-mean", *,
     horizon: constant length for ``seq-mean-token-sum-norm``.
 
   Returns:
-    ``(total, count)`` scalars in the dtype of ``values``.
+    ``(total, count)`` scalars in ``promote_types(values.dtype, float32)``.
   """
   _checks.check_choice(mode, AGGREGATION_MODES, "aggregation mode")
   _checks.check_rank(values, 2, "values")
   _checks.check_shape(mask, values.shape, "mask")
   _checks.check_floating(values, "values")
+  values = values.astype(jnp.promote_types(values.dtype, jnp.float32))
   m = _float_mask(mask, values.dtype)
   row_sum = masked_sum(values, m, axis=-1)   # S_i
   row_count = jnp.sum(m, axis=-1)            # n_i

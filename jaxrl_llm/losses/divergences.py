@@ -6,6 +6,8 @@ Per-token estimators take gathered log-probs of the sampled tokens, ``[B, T]``
 and aggregated by the caller (:func:`jaxrl_llm.losses.aggregate`).
 """
 
+import types
+
 import jax
 import jax.numpy as jnp
 
@@ -14,7 +16,7 @@ from jaxrl_llm.losses import _checks
 sg = jax.lax.stop_gradient
 
 KL_KINDS = ("k1", "kl", "abs", "k2", "mse", "k3", "low_var_kl")
-_ALIASES = {"kl": "k1", "mse": "k2", "low_var_kl": "k3"}
+_ALIASES = types.MappingProxyType({"kl": "k1", "mse": "k2", "low_var_kl": "k3"})
 
 
 def _k1(lp, ref):
@@ -34,7 +36,7 @@ def _k3(lp, ref):
   return jnp.clip(jnp.exp(d) - d - 1.0, -10.0, 10.0)
 
 
-_ESTIMATORS = {"k1": _k1, "abs": _abs, "k2": _k2, "k3": _k3}
+_ESTIMATORS = types.MappingProxyType({"k1": _k1, "abs": _abs, "k2": _k2, "k3": _k3})
 
 
 def kl_divergence(logprobs: jax.Array, ref_logprobs: jax.Array, kind: str = "k3") -> jax.Array:

@@ -10,6 +10,8 @@ under the current policy (``logprobs``, differentiated) and the behaviour policy
 loss, as verl's ``rollout_is_weights`` do; they are not differentiated.
 
 Metrics are token means over the mask (0 if the batch is all masked).
+Low-precision (bf16/fp16) inputs are computed in float32; gradients flow back
+in the input dtype.
 """
 
 from typing import Optional
@@ -24,19 +26,25 @@ from jaxrl_llm.losses.types import LossOutput
 sg = jax.lax.stop_gradient
 
 
+def _upcast(x):
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def _prepare(logprobs, old_logprobs, advantages, mask, is_weights):
   _checks.check_rank(logprobs, 2, "logprobs")
   _checks.check_floating(logprobs, "logprobs")
   shape = logprobs.shape
   if old_logprobs is not None:
     _checks.check_shape(old_logprobs, shape, "old_logprobs")
+  logprobs = _upcast(logprobs)
   _checks.check_shape(mask, shape, "mask")
   adv = _checks.per_sequence_to_tokens(advantages, shape, "advantages").astype(logprobs.dtype)
   m = jnp.asarray(mask).astype(logprobs.dtype)
   w = None
   if is_weights is not None:
     w = sg(_checks.per_sequence_to_tokens(is_weights, shape, "is_weights").astype(logprobs.dtype))
-  return adv, m, w
+  old = None if old_logprobs is None else _upcast(old_logprobs).astype(logprobs.dtype)
+  return logprobs, old, adv, m, w
 
 
 def _finish(per_token, m, w, agg_mode, horizon, metrics) -> LossOutput:
@@ -119,7 +127,8 @@ def ppo_policy_loss(logprobs: jax.Array, old_logprobs: jax.Array, advantages: ja
   _check_clip(clip_low, clip_high)
   if dual_clip is not None and dual_clip <= 1.0:
     raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
-  adv, m, w = _prepare(logprobs, old_logprobs, advantages, mask, is_weights)
+  logprobs, old_logprobs, adv, m, w = _prepare(
+      logprobs, old_logprobs, advantages, mask, is_weights)
   log_ratio = _log_ratio(logprobs, old_logprobs, m, log_ratio_clamp)
   ratio = jnp.exp(log_ratio)
   unclipped = -adv * ratio
@@ -177,7 +186,8 @@ def gspo_policy_loss(logprobs: jax.Array, old_logprobs: jax.Array, advantages: j
   """
   clip_high = clip_low if clip_high is None else clip_high
   _check_clip(clip_low, clip_high)
-  adv, m, w = _prepare(logprobs, old_logprobs, advantages, mask, is_weights)
+  logprobs, old_logprobs, adv, m, w = _prepare(
+      logprobs, old_logprobs, advantages, mask, is_weights)
   seq_log_ratio = sequence_log_ratio(logprobs, old_logprobs, m)   # [B]
   token_log_ratio = jnp.where(m > 0, logprobs - sg(logprobs), 0.0) + sg(seq_log_ratio)[:, None]
   if log_ratio_clamp is not None:
@@ -220,7 +230,8 @@ def cispo_policy_loss(logprobs: jax.Array, old_logprobs: jax.Array, advantages: 
     raise ValueError(f"clip_low must be in [0, 1) or None, got {clip_low}")
   if clip_high is not None and clip_high < 0.0:
     raise ValueError(f"clip_high must be >= 0 or None, got {clip_high}")
-  adv, m, w = _prepare(logprobs, old_logprobs, advantages, mask, is_weights)
+  logprobs, old_logprobs, adv, m, w = _prepare(
+      logprobs, old_logprobs, advantages, mask, is_weights)
   log_ratio = _log_ratio(logprobs, old_logprobs, m, log_ratio_clamp)
   ratio = jnp.exp(log_ratio)
   low = -jnp.inf if clip_low is None else 1.0 - clip_low
@@ -250,7 +261,8 @@ def reinforce_loss(logprobs: jax.Array, old_logprobs: Optional[jax.Array],
   feeds the ``approx_kl`` metric and may be None; the objective is on-policy
   (use ``is_weights`` for an off-policy correction).
   """
-  adv, m, w = _prepare(logprobs, old_logprobs, advantages, mask, is_weights)
+  logprobs, old_logprobs, adv, m, w = _prepare(
+      logprobs, old_logprobs, advantages, mask, is_weights)
   per_token = -adv * logprobs
   metrics = {}
   if old_logprobs is not None:

@@ -83,3 +83,20 @@ def test_masked_whiten_matches_verl():
   got = losses.masked_whiten(jnp.asarray(v, jnp.float32), jnp.asarray(m))
   np.testing.assert_allclose(np.asarray(got)[m > 0], ref.verl_masked_whiten(v, m)[m > 0],
                              rtol=1e-4, atol=1e-5)
+
+
+def test_masked_mean_and_var_hand_values():
+  v = jnp.array([[1.0, 3.0, 100.0], [5.0, 0.0, 0.0]])
+  m = jnp.array([[1, 1, 0], [1, 0, 0]])
+  np.testing.assert_allclose(losses.masked_mean(v, m), 3.0)           # (1 + 3 + 5) / 3
+  np.testing.assert_allclose(losses.masked_mean(v, m, axis=-1), [2.0, 5.0])
+  np.testing.assert_allclose(losses.masked_var(v, m), 4.0)            # (4 + 0 + 4) / 2
+  np.testing.assert_allclose(losses.masked_var(v, m, unbiased=False), 8.0 / 3, rtol=1e-6)
+  assert float(losses.masked_mean(v, jnp.zeros_like(m))) == 0.0
+
+
+def test_low_precision_values_accumulate_in_float32():
+  v = jnp.full((1, 4096), 1.001, jnp.bfloat16)
+  total, count = losses.aggregate(v, jnp.ones((1, 4096)))
+  assert total.dtype == jnp.float32
+  np.testing.assert_allclose(total / count, float(v[0, 0]), rtol=1e-6)

@@ -201,3 +201,13 @@ def test_policy_bad_inputs():
     losses.gspo_policy_loss(lp, lp, jnp.zeros((2,)), lp, clip_low=1.5)
   with pytest.raises(ValueError, match="importance-sampling level"):
     losses.truncated_importance_weights(lp, lp, lp, level="step")
+
+
+def test_bf16_logprobs_compute_in_float32_with_bf16_gradient():
+  f = lambda lp: losses.safe_mean(*losses.ppo_policy_loss(
+      lp, jnp.asarray(OLD, jnp.bfloat16), jnp.asarray(ADV), jnp.asarray(MASK),
+      clip_low=0.2, clip_high=0.28, dual_clip=3.0)[:2])
+  lp16 = jnp.asarray(LOGP, jnp.bfloat16)
+  assert f(lp16).dtype == jnp.float32
+  assert jax.grad(f)(lp16).dtype == jnp.bfloat16
+  np.testing.assert_allclose(f(lp16), (-1.28 + 3.0 + 0.8 - 1.1 + 2.0) / 5, rtol=2e-2)
