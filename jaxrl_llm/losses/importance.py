@@ -26,6 +26,7 @@ def truncated_importance_weights(
     old_logprobs: jax.Array, sampler_logprobs: jax.Array, mask: jax.Array, *,
     level: str = "token", mode: str = "truncate", cap: float = 2.0,
     lower: Optional[float] = None, log_ratio_clamp: float = 20.0,
+    sequence_reduction: str = "sum",
 ) -> tuple[jax.Array, dict]:
   """Constant weights ``w ≈ pi_trainer / pi_sampler`` to multiply a per-token loss.
 
@@ -33,6 +34,9 @@ def truncated_importance_weights(
 
       token:     log w_it = delta_it
       sequence:  log w_it = clamp(sum_t m_it delta_it, ±C)    (same for every t)
+                 (sequence_reduction="mean": the masked mean instead, i.e. the
+                 geometric mean of the token ratios, OpenRLHF's seq level; "sum"
+                 is the product of token ratios, TRL's sequence modes)
       truncate:  w = clip(w, lower, cap)          (lower=None: no lower bound)
       mask:      w = w * 1[lower <= w <= cap]     (lower=None: 0)
 
@@ -57,6 +61,7 @@ def truncated_importance_weights(
   """
   _checks.check_choice(level, IS_LEVELS, "importance-sampling level")
   _checks.check_choice(mode, IS_MODES, "importance-sampling mode")
+  _checks.check_choice(sequence_reduction, ("sum", "mean"), "sequence_reduction")
   _checks.check_rank(old_logprobs, 2, "old_logprobs")
   _checks.check_shape(sampler_logprobs, old_logprobs.shape, "sampler_logprobs")
   _checks.check_shape(mask, old_logprobs.shape, "mask")
@@ -71,7 +76,10 @@ def truncated_importance_weights(
     log_w = delta
     unit_mask = m
   else:
-    seq = jnp.clip(jnp.sum(delta * m, axis=-1), -log_ratio_clamp, log_ratio_clamp)
+    seq = jnp.sum(delta * m, axis=-1)
+    if sequence_reduction == "mean":
+      seq = seq / jnp.maximum(jnp.sum(m, axis=-1), 1.0)
+    seq = jnp.clip(seq, -log_ratio_clamp, log_ratio_clamp)
     log_w = jnp.broadcast_to(seq[:, None], delta.shape)
     unit_mask = (jnp.sum(m, axis=-1) > 0).astype(m.dtype)
   raw = jnp.exp(log_w)

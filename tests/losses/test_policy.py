@@ -184,6 +184,9 @@ def test_truncated_importance_weights_hand_values():
   w, m = losses.truncated_importance_weights(old, sampler, mask, level="sequence", cap=2.0)
   np.testing.assert_allclose(w, [[1.5, 1.5, 1.5, 0.0]], rtol=1e-6)   # 3 * 0.5 * 1
   assert float(m["is_clipped_frac"]) == 0.0
+  w_geo, _ = losses.truncated_importance_weights(old, sampler, mask, level="sequence",
+                                                 sequence_reduction="mean")
+  np.testing.assert_allclose(w_geo, [[1.5 ** (1 / 3)] * 3 + [0.0]], rtol=1e-6)  # geometric mean
   # The weights multiply the per-token loss and carry no gradient.
   out = losses.reinforce_loss(jnp.ones((1, 4)), None, jnp.array([1.0]), mask, is_weights=w)
   np.testing.assert_allclose(out.total, -4.5, rtol=1e-6)
