@@ -102,7 +102,10 @@ def dr_grpo_advantages(scores, *, group_ids=None, group_size=None) -> jax.Array:
 
 
 def lite_ppo_advantages(scores, *, group_ids=None, group_size=None, eps: float = 1e-6):
-  """Lite PPO: group mean, batch std ``(s_i - mean_g) / (std_batch + eps)``; see :func:`grpo_advantages`."""
+  """Lite PPO: group mean, batch std: ``(s_i - mean_g) / (std_batch + eps)``.
+
+  See :func:`grpo_advantages` (``std_scope="batch"``).
+  """
   return grpo_advantages(scores, group_ids=group_ids, group_size=group_size,
                          std_scope="batch", eps=eps)
 

@@ -84,7 +84,7 @@ def kl_from_logits(logits: jax.Array, ref_logits: jax.Array) -> jax.Array:
 
 
 def entropy_from_logits(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
-  """Per-position entropy ``H = logsumexp(z) - sum_v softmax(z)_v z_v``, ``z = logits / temperature``.
+  """Per-position entropy ``H = logsumexp(z) - sum_v softmax(z)_v z_v``, ``z = logits / T``.
 
   Same formula as verl's ``entropy_from_logits``; returns ``[...]`` for ``[..., V]``.
   """

@@ -27,6 +27,7 @@ sg = jax.lax.stop_gradient
 
 
 def _upcast(x):
+  x = jnp.asarray(x)
   return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 

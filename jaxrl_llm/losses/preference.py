@@ -43,7 +43,8 @@ def dpo_loss(policy_chosen_logps: jax.Array, policy_rejected_logps: jax.Array,
     token counts first (TRL 1.16 ``ipo``); without them it is OpenRLHF's IPO.
   * ``hinge`` (SLiC, Zhao et al. 2023, arXiv 2305.10425): ``relu(1 - beta Delta)``.
   * ``robust`` (rDPO, Chowdhury et al. 2024, arXiv 2403.00409):
-    ``[-(1-eps) log sigma(beta Delta) + eps log sigma(-beta Delta)] / (1 - 2 eps)`` (TRL ``robust``).
+    ``[-(1-eps) log sigma(beta Delta) + eps log sigma(-beta Delta)] / (1 - 2 eps)``
+    (TRL ``robust``).
 
   Metrics: ``reward_chosen`` / ``reward_rejected`` (means of ``beta rho``),
   ``reward_accuracy`` (fraction with ``rho_c > rho_r``), ``reward_margin``.

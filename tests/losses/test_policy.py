@@ -139,7 +139,8 @@ def test_gspo_gradient_matches_analytic_on_random_batch():
 def test_gspo_matches_verl(mode):
   old, logp, seq_adv, mask = _random_batch(3)
   adv = np.broadcast_to(seq_adv[:, None], logp.shape)
-  expected = ref.verl_agg_loss(ref.verl_gspo_token_loss(old, logp, adv, mask, 3e-4, 4e-4), mask, mode)
+  per_token = ref.verl_gspo_token_loss(old, logp, adv, mask, 3e-4, 4e-4)
+  expected = ref.verl_agg_loss(per_token, mask, mode)
   out = losses.gspo_policy_loss(jnp.asarray(logp, jnp.float32), jnp.asarray(old, jnp.float32),
                                 jnp.asarray(seq_adv, jnp.float32), jnp.asarray(mask), agg_mode=mode)
   np.testing.assert_allclose(float(out.total) / float(out.count), expected, rtol=2e-5)
