@@ -100,3 +100,16 @@ def test_low_precision_values_accumulate_in_float32():
   total, count = losses.aggregate(v, jnp.ones((1, 4096)))
   assert total.dtype == jnp.float32
   np.testing.assert_allclose(total / count, float(v[0, 0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", [m for m in losses.AGGREGATION_MODES if m != "token-sum"])
+def test_sum_and_count_are_exact_under_gradient_accumulation(mode):
+  # Splitting the batch into micro-batches and dividing the summed totals by the summed
+  # counts gives the full-batch value (DESIGN.md principle 3).
+  rng = np.random.default_rng(2)
+  v = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+  m = jnp.asarray(rng.uniform(size=(6, 4)) < 0.6)
+  m = m.at[1].set(False)
+  whole = losses.safe_mean(*losses.aggregate(v, m, mode))
+  parts = [losses.aggregate(v[s], m[s], mode) for s in (slice(0, 2), slice(2, 3), slice(3, 6))]
+  np.testing.assert_allclose(sum(p[0] for p in parts) / sum(p[1] for p in parts), whole, rtol=1e-6)

@@ -42,3 +42,16 @@ def test_losses_do_not_import_models():
         names = [node.module]
       for name in names:
         assert not name.startswith(("jaxrl_llm.models", "jaxrl_llm.training")), (path, name)
+
+
+@pytest.mark.parametrize("name", sorted(losses.registry.POLICY_LOSSES))
+def test_policy_losses_share_one_call_signature(name):
+  lp = jnp.log(jnp.array([[0.5, 0.25], [0.5, 0.5]]))
+  out = losses.get_policy_loss(name)(lp, lp, jnp.array([1.0, -1.0]), jnp.ones((2, 2)))
+  assert isinstance(out, losses.LossOutput)
+  # On-policy (ratio 1) every objective reduces to mean(-A * ratio) or mean(-A * lp).
+  if name in ("reinforce", "gpg", "cispo"):
+    expected = -np.mean(np.array([[1.0], [-1.0]]) * np.asarray(lp))
+  else:
+    expected = 0.0   # -A * 1 averaged over A = +1, -1 rows of equal length
+  np.testing.assert_allclose(losses.safe_mean(out.total, out.count), expected, atol=1e-6)
