@@ -106,9 +106,9 @@ def online_update(state: dict, z: jax.Array, b: Optional[jax.Array], valid: jax.
     z: ``[r, c]`` policy logits tile (already divided by the temperature).
     b: ``[r, c]`` reference logits tile, or None when no KL is tracked.
     valid: ``[r, c]`` or ``[1, c]`` bool, False for padding / already-seen columns.
-    onehot: ``[r, c]`` bool, True at the target column.
+    onehot: ``[r, c]`` bool, True at the target column; None to leave the target
+      logits ``y``/``yb`` to the caller (the XLA path gathers them once).
   """
-  onehot = jnp.logical_and(onehot, valid)
   z = jnp.where(valid, z, NEG_INF)
   m_new = jnp.maximum(state["m"], jnp.max(z, axis=1, keepdims=True))
   alpha = jnp.exp(state["m"] - m_new)
@@ -116,7 +116,9 @@ def online_update(state: dict, z: jax.Array, b: Optional[jax.Array], valid: jax.
   new = dict(state)
   new["m"] = m_new
   new["l"] = alpha * state["l"] + jnp.sum(e, axis=1, keepdims=True)
-  new["y"] = state["y"] + jnp.sum(jnp.where(onehot, z, 0), axis=1, keepdims=True)
+  if onehot is not None:
+    onehot = jnp.logical_and(onehot, valid)
+    new["y"] = state["y"] + jnp.sum(jnp.where(onehot, z, 0), axis=1, keepdims=True)
   if "t" in state:
     new["t"] = (alpha * (state["t"] + (state["m"] - m_new) * state["l"])
                 + jnp.sum(jnp.where(valid, e * (z - m_new), 0), axis=1, keepdims=True))
@@ -126,7 +128,8 @@ def online_update(state: dict, z: jax.Array, b: Optional[jax.Array], valid: jax.
     eb = jnp.where(valid, jnp.exp(b - mb_new), 0)
     new["mb"] = mb_new
     new["lb"] = jnp.exp(state["mb"] - mb_new) * state["lb"] + jnp.sum(eb, axis=1, keepdims=True)
-    new["yb"] = state["yb"] + jnp.sum(jnp.where(onehot, b, 0), axis=1, keepdims=True)
+    if onehot is not None:
+      new["yb"] = state["yb"] + jnp.sum(jnp.where(onehot, b, 0), axis=1, keepdims=True)
   if "u" in state:
     new["u"] = alpha * state["u"] + jnp.sum(jnp.where(valid, e * (z - b), 0), axis=1,
                                             keepdims=True)
@@ -178,14 +181,19 @@ def dlogits(z: jax.Array, b: Optional[jax.Array], valid: jax.Array, onehot: jax.
     rows: ``[r, w]`` packed per-row array: statistics in columns ``LSE..REF_LSE``
       and the cotangent coefficients in ``C1, G_ENTROPY, G_KL``.
 
+    onehot: as in :func:`online_update`; None leaves out the ``c1 onehot`` term
+      (the XLA path adds it once, outside the vocabulary loop).
+
   Returns:
     ``[r, c]`` ``dz``, zero where ``valid`` is False.
   """
-  onehot = jnp.logical_and(onehot, valid)
   lse = column(rows, LSE)
   logp_all = jnp.where(valid, z, NEG_INF) - lse  # log p_v for the whole tile
   p = jnp.where(valid, jnp.exp(logp_all), 0)
-  g = column(rows, C1) * (onehot.astype(z.dtype) - p)
+  if onehot is None:
+    g = -column(rows, C1) * p
+  else:
+    g = column(rows, C1) * (jnp.logical_and(onehot, valid).astype(z.dtype) - p)
   if want_entropy:
     g = g - column(rows, G_ENTROPY) * p * (logp_all + column(rows, ENTROPY))
   if kl_mode == "full":

@@ -22,8 +22,8 @@ from jax.experimental.pallas import triton as pltriton
 from kernels_pallas import _online
 from kernels_pallas import _padding
 
-DEFAULT_BLOCK_T = 16
-DEFAULT_BLOCK_V = 64
+DEFAULT_BLOCK_T = 32  # untuned: no GPU was available to tune on
+DEFAULT_BLOCK_V = 128
 ROW_WIDTH = _online.MIN_ROW_WIDTH
 
 
