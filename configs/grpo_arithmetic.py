@@ -1,0 +1,38 @@
+"""GRPO (Shao et al. 2024) on 2-digit addition, from the SFT checkpoint of configs/sft_arithmetic.py."""
+
+from ml_collections import ConfigDict
+
+from configs import sft_arithmetic
+
+
+def get_config():
+  base = sft_arithmetic.get_config()
+  c = ConfigDict()
+  c.workdir = "/tmp/jaxrl_llm/grpo_arithmetic"
+  c.seed = 0
+  c.init_from = "/tmp/jaxrl_llm/sft_arithmetic"  # SFT workdir (its hf/) or an HF directory
+  c.model = base.model
+  c.task = base.task
+  c.mesh = ()  # e.g. (data, fsdp, tensor) = (1, -1, 1); empty: one device
+  c.sampling = ConfigDict({"max_new_tokens": 6, "temperature": 1.0, "top_p": 0.0})
+  c.rl = ConfigDict({
+      "loss": "ppo", "loss_kwargs": ConfigDict({"clip_low": 0.2, "agg_mode": "token-mean"}),
+      "advantage": "grpo", "advantage_kwargs": ConfigDict(),
+      "kl": "k3", "kl_coef": 0.0, "entropy_coef": 0.0,
+      "group_size": 8, "batch_size": 128, "ppo_epochs": 1, "num_minibatches": 2,
+      "num_micro_batches": 1, "dynamic_sampling": False, "max_sampling_rounds": 3,
+      "overlong_cache": 0, "tis_cap": 0.0, "tis_level": "token", "tis_mode": "truncate",
+      "value_coef": 0.5, "value_clip": 0.2, "gamma": 1.0, "lam": 1.0})
+  c.optim = ConfigDict({"learning_rate": 1e-3, "warmup_steps": 5, "end_factor": 0.5,
+                        "weight_decay": 0.0, "max_grad_norm": 1.0})
+  c.steps = 60
+  c.eval_every = 20
+  c.eval_at_start = True
+  c.eval_size = 200
+  c.checkpoint_every = 10
+  c.keep_checkpoints = 2
+  c.resume = False
+  c.export_hf = True
+  c.tensorboard = True
+  c.progress_bar = True
+  return c

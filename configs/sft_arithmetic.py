@@ -1,0 +1,33 @@
+"""SFT of a tiny character-level Llama on 2-digit addition (reference answers)."""
+
+from ml_collections import ConfigDict
+
+
+def get_config():
+  c = ConfigDict()
+  c.workdir = "/tmp/jaxrl_llm/sft_arithmetic"
+  c.seed = 0
+  c.init_from = ""  # HF dir or workdir with hf/; empty: random init from model.preset
+  c.model = ConfigDict({"preset": "tiny-llama", "hf_dir": "", "overrides": ConfigDict({
+      "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 4,
+      "num_kv_heads": 2, "head_dim": 16})})
+  c.task = ConfigDict({"name": "arithmetic", "digits": 2, "min_digits": 1, "operators": "+",
+                       "test_fraction": 0.1, "reward": "arithmetic", "add_bos": True,
+                       "num_numbers": 3, "max_number": 10, "max_target": 100, "path": "",
+                       "test_path": "", "prompt_template": "{question}"})
+  c.steps = 300
+  c.batch_size = 64
+  c.num_micro_batches = 1
+  c.max_length = 16
+  c.max_new_tokens = 6
+  c.optim = ConfigDict({"learning_rate": 3e-3, "warmup_steps": 20, "end_factor": 0.1,
+                        "weight_decay": 0.0, "max_grad_norm": 1.0})
+  c.eval_every = 100
+  c.eval_size = 200
+  c.checkpoint_every = 100
+  c.keep_checkpoints = 2
+  c.resume = False
+  c.export_hf = True
+  c.tensorboard = True
+  c.progress_bar = True
+  return c

@@ -1,0 +1,211 @@
+"""RL with verifiable rewards: rollout -> reward -> advantage -> update.
+
+    python experiments/rl.py --config=configs/grpo_arithmetic.py \
+        --config.init_from=/tmp/jaxrl_llm/sft_arithmetic --config.workdir=/tmp/grpo
+
+One iteration samples ``batch_size / group_size`` prompts x ``group_size``
+completions (DAPO dynamic sampling optionally re-draws until enough groups are
+informative), scores them with the task's verifier, computes the trainer's
+old/reference log-probs and advantages once, and runs ``ppo_epochs`` passes of
+``num_minibatches`` optimiser steps. Logs ``workdir/metrics.jsonl``
+(train/reward_mean, train/accuracy, train/kl, train/entropy, train/clip_frac,
+eval/accuracy, perf/tokens_per_s ...), checkpoints to ``workdir/checkpoints``
+(``--config.resume=True`` continues from the latest), exports ``workdir/hf``
+and plots ``workdir/curves.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import tqdm  # noqa: E402
+
+from jaxrl_llm import data, losses, models, sharding, training  # noqa: E402
+from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
+from jaxrl_llm.training.checkpoint import Checkpointer  # noqa: E402
+
+
+def validate(c):
+  """Fails fast, before any model is built, on inconsistent or unknown options."""
+  r = c.rl
+  losses.get_policy_loss(r.loss)
+  if r.advantage not in training.ADVANTAGES:
+    raise ValueError(f"unknown rl.advantage {r.advantage!r}; known: {', '.join(training.ADVANTAGES)}")
+  if r.kl:
+    losses.get_kl(r.kl)
+  if r.group_size < 1 or r.batch_size % r.group_size:
+    raise ValueError(f"rl.batch_size={r.batch_size} is not divisible by "
+                     f"rl.group_size={r.group_size}")
+  if r.advantage != "gae" and r.group_size < 2:
+    raise ValueError(f"rl.group_size must be >= 2 for group advantages, got {r.group_size}")
+  if r.batch_size % r.num_minibatches:
+    raise ValueError(f"rl.batch_size={r.batch_size} is not divisible by "
+                     f"rl.num_minibatches={r.num_minibatches}")
+  if (r.batch_size // r.num_minibatches) % r.num_micro_batches:
+    raise ValueError(f"minibatch of {r.batch_size // r.num_minibatches} rows is not divisible "
+                     f"by rl.num_micro_batches={r.num_micro_batches}")
+  if c.steps < 1 or r.ppo_epochs < 1:
+    raise ValueError(f"steps and rl.ppo_epochs must be >= 1, got {c.steps}, {r.ppo_epochs}")
+  if c.init_from:
+    setup.resolve_hf_dir(c.init_from)
+  if c.model.get("hf_dir"):
+    setup.resolve_hf_dir(c.model.hf_dir)
+  ckpt_dir = os.path.join(c.workdir, "checkpoints")
+  if c.resume and not (os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir)):
+    raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
+  setup.build_task(c.task, "train")
+  setup.build_reward_fn(c.task)
+
+
+def make_step(c, config, optimizer):
+  r = c.rl
+  tis = None
+  if r.tis_cap:
+    tis = {"cap": r.tis_cap, "level": r.tis_level, "mode": r.tis_mode}
+  return training.make_rl_step(
+      config, optimizer, group_size=r.group_size, loss=r.loss,
+      loss_kwargs=setup._dict(r.loss_kwargs), advantage=r.advantage,
+      advantage_kwargs=setup._dict(r.advantage_kwargs), kl=r.kl or None, kl_coef=r.kl_coef,
+      entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
+      gamma=r.gamma, lam=r.lam, tis=tis, temperature=c.sampling.temperature,
+      num_micro_batches=r.num_micro_batches)
+
+
+def run(c) -> dict:
+  validate(c)
+  os.makedirs(c.workdir, exist_ok=True)
+  r = c.rl
+  config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)
+  train_source = setup.build_task(c.task, "train")
+  eval_set = setup.eval_examples(c.task, c.eval_size)
+  reward_fn = setup.build_reward_fn(c.task)
+  stops = setup.stop_tokens(config, tokenizer)
+  mesh = sharding.make_mesh(*c.mesh) if c.get("mesh") else None
+  if mesh is not None:
+    params = sharding.shard_params(params, config, mesh)
+  # A separate copy: the update donates (reuses) the policy's buffers.
+  ref_params = jax.tree.map(jnp.copy, params) if r.kl else None
+  optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)
+  value_params = training.init_value_head(config.hidden_size) if r.advantage == "gae" else None
+  state = training.init_train_state(params, optimizer, value_params)
+  step_fns = make_step(c, config, optimizer)
+  prepare = jax.jit(step_fns.prepare)
+  update = jax.jit(step_fns.update, donate_argnums=0)
+  position = data.DataPosition(c.seed, 0)
+  writer = metrics_lib.MetricWriter(c.workdir, tensorboard=c.tensorboard)
+  ckpt = Checkpointer(os.path.join(c.workdir, "checkpoints"), every=c.checkpoint_every,
+                      keep=c.keep_checkpoints)
+  start = 0
+  if c.resume:
+    start, state, meta = ckpt.restore_latest(state)
+    position = data.DataPosition(*meta["data_position"])
+    writer.truncate_after(start)
+  base_key = jax.random.key(c.seed)
+  overlong = (c.sampling.max_new_tokens, r.overlong_cache) if r.overlong_cache else None
+
+  def evaluate(step):
+    ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,
+                          max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops,
+                          add_bos=c.task.add_bos)
+    writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
+    return ev["accuracy"]
+
+  initial_accuracy = evaluate(0) if start == 0 and c.eval_at_start else None
+  accuracy = initial_accuracy if initial_accuracy is not None else float("nan")
+  bar = tqdm.tqdm(range(start, c.steps), initial=start, total=c.steps, desc=f"rl[{r.loss}/"
+                  f"{r.advantage}]", disable=not c.progress_bar)
+  for it in bar:
+    t0 = time.time()
+    key = jax.random.fold_in(base_key, it)
+    sample_key, shuffle_key = jax.random.split(key)
+    cursor = [position]
+
+    def next_examples(n):
+      examples, cursor[0] = data.take_batch(train_source, cursor[0], n)
+      return examples
+
+    ro = rollout.collect_rollouts(
+        config, state.params, tokenizer, next_examples, reward_fn, sample_key,
+        num_prompts=r.batch_size // r.group_size, group_size=r.group_size,
+        max_new_tokens=c.sampling.max_new_tokens, temperature=c.sampling.temperature,
+        top_p=c.sampling.top_p or None, stop_tokens=stops, add_bos=c.task.add_bos,
+        dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,
+        overlong=overlong)
+    position = cursor[0]
+    t_sample = time.time() - t0
+    batch = ro.batch if mesh is None else sharding.shard_batch(ro.batch, mesh)
+    prepared, prep_metrics = prepare(state.params, state.value_params, ref_params, batch)
+    mb_size = r.batch_size // r.num_minibatches
+    upd_metrics = []
+    for epoch in range(r.ppo_epochs):
+      perm = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch),
+                                               r.batch_size))
+      for k in range(r.num_minibatches):
+        rows = perm[k * mb_size:(k + 1) * mb_size]
+        mb = jax.tree.map(lambda x: x[rows], prepared)
+        state, m = update(state, mb)
+        m = metrics_lib.to_floats(m)
+        metrics_lib.check_finite(m, it + 1)
+        upd_metrics.append(m)
+    dt = time.time() - t0
+    um = {k: float(np.mean([m[k] for m in upd_metrics])) for k in upd_metrics[0]}
+    pm = metrics_lib.to_floats(prep_metrics)
+    record = {
+        "train/reward_mean": ro.metrics["reward_mean"],
+        "train/task_reward_mean": ro.metrics["task_reward_mean"],
+        "train/accuracy": ro.metrics["accuracy"],
+        "train/response_length": ro.metrics["response_length"],
+        "train/truncated_frac": ro.metrics["truncated_frac"],
+        "train/informative_group_frac": ro.metrics["informative_group_frac"],
+        "train/sampling_rounds": ro.metrics["sampling_rounds"],
+        "train/loss": um["loss"], "train/pg_loss": um["pg_loss"],
+        "train/grad_norm": um["grad_norm"],
+        "train/entropy": pm["entropy"], "train/kl": pm.get("kl", um.get("kl", 0.0)),
+        "train/clip_frac": um.get("clip_frac", 0.0), "train/approx_kl": um.get("approx_kl", 0.0),
+        "train/advantage_abs_mean": pm["advantage_abs_mean"],
+        "perf/tokens_per_s": ro.metrics["generated_tokens"] / dt,
+        "perf/sample_time_s": t_sample, "perf/step_time_s": dt,
+    }
+    for k in ("mismatch_k1", "mismatch_k3", "is_weight_mean", "is_clipped_frac"):
+      record[f"mismatch/{k}"] = pm[f"mismatch/{k}"]
+    if "value_loss" in um:
+      record["train/value_loss"] = um["value_loss"]
+    if "overlong_penalty_mean" in ro.metrics:
+      record["train/overlong_penalty_mean"] = ro.metrics["overlong_penalty_mean"]
+    writer.write(it + 1, record)
+    if (it + 1) % c.eval_every == 0 or it + 1 == c.steps:
+      accuracy = evaluate(it + 1)
+    bar.set_postfix(reward=f"{record['train/reward_mean']:.3f}", acc=f"{accuracy:.3f}",
+                    tok_s=f"{record['perf/tokens_per_s']:.0f}")
+    ckpt.save(it + 1, state, {"data_position": list(position), "step": it + 1},
+              force=it + 1 == c.steps)
+  ckpt.close()
+  writer.close()
+  if c.export_hf:
+    models.save_hf(os.path.join(c.workdir, "hf"), config, jax.device_get(state.params))
+  metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"))
+  return {"eval/accuracy": accuracy, "initial_accuracy": initial_accuracy,
+          "workdir": c.workdir}
+
+
+def main(argv):
+  del argv
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)
+  summary = run(_CONFIG.value)
+  print(f"held-out accuracy: start {summary['initial_accuracy']}, "
+        f"end {summary['eval/accuracy']:.3f}  ({summary['workdir']})")
+
+
+if __name__ == "__main__":
+  from absl import app
+  from ml_collections import config_flags
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file")
+  app.run(main)

@@ -1,0 +1,75 @@
+"""Orbax checkpoints of the training state, the RNG and the data position.
+
+A checkpoint is written to a temporary directory and renamed when complete
+(Orbax's atomic commit), so a run killed mid-save leaves only a ``*.orbax-
+checkpoint-tmp-*`` directory that :meth:`Checkpointer.restore_latest` never
+sees; ``cleanup_tmp_directories`` removes such leftovers at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """``CheckpointManager`` for ``(state pytree, JSON metadata)``; every ``every`` steps, keep ``keep``.
+
+  ``save(step, state, meta)`` stores the state with ``StandardSave`` (sharded
+  arrays are written and restored with their shardings) and ``meta`` (data
+  position, RNG seed, config) as JSON. Saves are asynchronous when
+  ``async_save``; :meth:`wait` / :meth:`close` block until committed.
+  """
+
+  def __init__(self, directory: str, *, every: int = 100, keep: Optional[int] = 3,
+               async_save: bool = False):
+    if every < 1:
+      raise ValueError(f"checkpoint every must be >= 1, got {every}")
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=every, max_to_keep=keep, create=True,
+        cleanup_tmp_directories=True, enable_async_checkpointing=async_save)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> bool:
+    return self._manager.save(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+
+  def latest_step(self) -> Optional[int]:
+    return self._manager.latest_step()
+
+  def all_steps(self):
+    return list(self._manager.all_steps())
+
+  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    """Restores ``step`` into the structure/shardings of ``abstract_state`` (arrays or ShapeDtypeStructs)."""
+    target = jax.tree.map(_abstract, abstract_state)
+    out = self._manager.restore(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    return out["state"], dict(out["meta"])
+
+  def restore_latest(self, abstract_state: Any) -> Optional[tuple[int, Any, dict]]:
+    step = self.latest_step()
+    if step is None:
+      return None
+    state, meta = self.restore(step, abstract_state)
+    return step, state, meta
+
+  def wait(self):
+    self._manager.wait_until_finished()
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def _abstract(x):
+  if isinstance(x, jax.Array):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+  if isinstance(x, (np.ndarray, np.generic)):
+    return jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
+  return x

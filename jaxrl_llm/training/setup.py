@@ -1,0 +1,102 @@
+"""Builds the pieces an experiment config names: model + tokenizer, task sources,
+reward function, optimiser. Validates the config up front with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+
+from jaxrl_llm import data, models, rewards
+from jaxrl_llm.training.optim import make_optimizer
+
+TASKS = ("arithmetic", "countdown", "jsonl")
+
+
+def _dict(x) -> dict:
+  if x is None:
+    return {}
+  return dict(x.to_dict() if hasattr(x, "to_dict") else x)
+
+
+def resolve_hf_dir(path: str) -> str:
+  """A Hugging Face directory, or an experiment workdir whose ``hf/`` holds the exported policy."""
+  if not path:
+    raise ValueError("empty checkpoint path")
+  if not os.path.isdir(path):
+    raise ValueError(f"checkpoint directory {path!r} does not exist")
+  if os.path.isfile(os.path.join(path, "config.json")):
+    return path
+  sub = os.path.join(path, "hf")
+  if os.path.isfile(os.path.join(sub, "config.json")):
+    return sub
+  raise ValueError(f"{path!r} is neither a Hugging Face checkpoint directory (config.json) nor "
+                   f"an experiment workdir with an exported hf/ directory")
+
+
+def load_tokenizer(hf_dir: str | None):
+  if hf_dir and os.path.isfile(os.path.join(hf_dir, "tokenizer.json")):
+    return models.HFTokenizer(hf_dir)
+  return models.CharTokenizer()
+
+
+def build_model(model_cfg, init_from: str, seed: int):
+  """``(config, params, tokenizer, source)``: from ``init_from`` / ``model.hf_dir`` or a random preset."""
+  hf_dir = init_from or model_cfg.get("hf_dir", "")
+  if hf_dir:
+    hf_dir = resolve_hf_dir(hf_dir)
+    config, params = models.load_hf(hf_dir)
+    return config, params, load_tokenizer(hf_dir), hf_dir
+  tokenizer = models.CharTokenizer()
+  config = models.get_preset(model_cfg.preset, vocab_size=tokenizer.vocab_size,
+                             bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
+                             pad_token_id=tokenizer.pad_id, **_dict(model_cfg.get("overrides")))
+  params = models.init_params(config, jax.random.key(seed))
+  return config, params, tokenizer, None
+
+
+def build_task(task_cfg, split: str):
+  """A data source (``examples(seed, start, count)``) for ``split``."""
+  name = task_cfg.name
+  if name == "arithmetic":
+    return data.ArithmeticTask(digits=task_cfg.digits, min_digits=task_cfg.min_digits,
+                               operators=task_cfg.operators, split=split,
+                               test_fraction=task_cfg.test_fraction)
+  if name == "countdown":
+    return data.CountdownTask(num_numbers=task_cfg.num_numbers, max_number=task_cfg.max_number,
+                              max_target=task_cfg.max_target, operators=task_cfg.operators,
+                              split=split, test_fraction=task_cfg.test_fraction)
+  if name == "jsonl":
+    path = task_cfg.test_path if split == "test" and task_cfg.get("test_path") else task_cfg.path
+    if not path or not os.path.isfile(path):
+      raise ValueError(f"task.path: JSONL file {path!r} does not exist")
+    items = data.load_jsonl(path, prompt_template=task_cfg.get("prompt_template", "{question}"))
+    return data.ListSource(items, shuffle=split == "train")
+  raise ValueError(f"unknown task.name {name!r}; known: {', '.join(TASKS)}")
+
+
+def eval_examples(task_cfg, num: int):
+  source = build_task(task_cfg, "test")
+  if isinstance(source, data.ListSource):
+    return list(source.items)[:num]
+  return data.distinct_examples(source, num, seed=12345)
+
+
+def build_reward_fn(task_cfg):
+  return rewards.get_reward_fn(task_cfg.reward)
+
+
+def build_optimizer(optim_cfg, total_steps: int):
+  return make_optimizer(optim_cfg.learning_rate, warmup_steps=optim_cfg.warmup_steps,
+                        total_steps=total_steps, end_factor=optim_cfg.end_factor,
+                        weight_decay=optim_cfg.weight_decay,
+                        max_grad_norm=optim_cfg.max_grad_norm or None)
+
+
+def stop_tokens(config, tokenizer) -> tuple:
+  ids = set(config.eos_token_ids or ())
+  if getattr(tokenizer, "eos_id", None) is not None:
+    ids.add(tokenizer.eos_id)
+  return tuple(sorted(ids))
