@@ -76,6 +76,7 @@ def test_auto_falls_back_to_xla_when_kernel_does_not_compile(problem, monkeypatc
   # Pretend to be on a TPU: the Mosaic kernel cannot compile on this CPU, so auto
   # must warn and use the chunked XLA path (with correct values and gradients).
   monkeypatch.setattr(api, "_default_platform", lambda: "tpu")
+  api._pallas_kernel_usable.cache_clear()  # the probe result is memoised per config/shapes
   h, w, y = problem["hidden"], problem["weight"], problem["targets"]
   grad = lambda impl: jax.grad(
       lambda w: jnp.sum(kernels_pallas.fused_logprobs(h, w, y, impl=impl).logprobs))(w)
