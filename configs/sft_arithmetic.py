@@ -15,16 +15,16 @@ def get_config():
                        "test_fraction": 0.1, "reward": "arithmetic", "add_bos": True,
                        "num_numbers": 3, "max_number": 10, "max_target": 100, "path": "",
                        "test_path": "", "prompt_template": "{question}"})
-  c.steps = 300
+  c.steps = 800
   c.batch_size = 64
   c.num_micro_batches = 1
   c.max_length = 16
   c.max_new_tokens = 6
-  c.optim = ConfigDict({"learning_rate": 3e-3, "warmup_steps": 20, "end_factor": 0.1,
+  c.optim = ConfigDict({"learning_rate": 5e-3, "warmup_steps": 20, "end_factor": 0.1,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
-  c.eval_every = 100
+  c.eval_every = 200
   c.eval_size = 200
-  c.checkpoint_every = 100
+  c.checkpoint_every = 200
   c.keep_checkpoints = 2
   c.resume = False
   c.export_hf = True
