@@ -23,13 +23,13 @@ def get_config():
       "num_micro_batches": 1, "dynamic_sampling": False, "max_sampling_rounds": 3,
       "overlong_cache": 0, "tis_cap": 0.0, "tis_level": "token", "tis_mode": "truncate",
       "value_coef": 0.5, "value_clip": 0.2, "gamma": 1.0, "lam": 1.0})
-  c.optim = ConfigDict({"learning_rate": 1e-3, "warmup_steps": 5, "end_factor": 0.5,
+  c.optim = ConfigDict({"learning_rate": 3e-4, "warmup_steps": 10, "end_factor": 0.5,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
-  c.steps = 60
-  c.eval_every = 20
+  c.steps = 300
+  c.eval_every = 50
   c.eval_at_start = True
   c.eval_size = 200
-  c.checkpoint_every = 10
+  c.checkpoint_every = 50
   c.keep_checkpoints = 2
   c.resume = False
   c.export_hf = True

@@ -15,7 +15,7 @@ def get_config():
                        "test_fraction": 0.1, "reward": "arithmetic", "add_bos": True,
                        "num_numbers": 3, "max_number": 10, "max_target": 100, "path": "",
                        "test_path": "", "prompt_template": "{question}"})
-  c.steps = 800
+  c.steps = 1200
   c.batch_size = 64
   c.num_micro_batches = 1
   c.max_length = 16
