@@ -29,8 +29,8 @@ def test_grpo_raises_reward(tmp_path):
 
 
 def test_demo_script_runs_sft_then_grpo(tmp_path):
-  out = demo_rlvr.main([f"--workdir={tmp_path}", "--sft_steps=20", "--rl_steps=2",
-                        "--eval_size=8", "--progress_bar=0"])
+  out = demo_rlvr.main([f"--workdir={tmp_path}", "--sft_steps=10", "--rl_steps=2",
+                        "--eval_size=4", "--progress_bar=0"])
   assert 0.0 <= out["sft_accuracy"] <= 1.0 and 0.0 <= out["rl_accuracy"] <= 1.0
   assert os.path.isfile(tmp_path / "sft" / "hf" / "config.json")
   assert os.path.isfile(tmp_path / "grpo" / "curves.png")

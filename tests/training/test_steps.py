@@ -99,8 +99,7 @@ def grpo_advantages_numpy(rewards, g):
   return out
 
 
-@pytest.mark.parametrize("num_micro_batches", [1, 2])
-def test_rl_first_step_loss_matches_numpy(setup, num_micro_batches):
+def test_rl_first_step_loss_matches_numpy(setup, num_micro_batches=2):
   config, params = setup
   batch = rl_batch()
   g = 2
