@@ -14,7 +14,7 @@ def get_config():
   c.model = base.model
   c.task = base.task
   c.mesh = ()  # e.g. (data, fsdp, tensor) = (1, -1, 1); empty: one device
-  c.sampling = ConfigDict({"max_new_tokens": 6, "temperature": 1.0, "top_p": 0.0})
+  c.sampling = ConfigDict({"max_new_tokens": 8, "temperature": 1.0, "top_p": 0.0})
   c.rl = ConfigDict({
       "loss": "ppo", "loss_kwargs": ConfigDict({"clip_low": 0.2, "agg_mode": "token-mean"}),
       "advantage": "grpo", "advantage_kwargs": ConfigDict(),
@@ -25,11 +25,11 @@ def get_config():
       "value_coef": 0.5, "value_clip": 0.2, "gamma": 1.0, "lam": 1.0})
   c.optim = ConfigDict({"learning_rate": 5e-4, "warmup_steps": 10, "end_factor": 1.0,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
-  c.steps = 300
-  c.eval_every = 50
+  c.steps = 100
+  c.eval_every = 25
   c.eval_at_start = True
   c.eval_size = 200
-  c.checkpoint_every = 50
+  c.checkpoint_every = 25
   c.keep_checkpoints = 2
   c.resume = False
   c.export_hf = True

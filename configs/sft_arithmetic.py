@@ -19,7 +19,10 @@ def get_config():
   c.batch_size = 64
   c.num_micro_batches = 1
   c.max_length = 16
-  c.max_new_tokens = 6
+  c.max_new_tokens = 8
+  # Fraction of demonstrations written as "46=46" instead of "46" (imperfect
+  # demonstrations whose format the strict verifier rejects; 0 = clean SFT data).
+  c.echo_fraction = 0.0
   c.optim = ConfigDict({"learning_rate": 5e-3, "warmup_steps": 20, "end_factor": 0.1,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
   c.eval_every = 200

@@ -1,6 +1,13 @@
 """The main job on a laptop CPU: SFT a tiny character-level Llama on 2-digit addition,
 then GRPO from that checkpoint; prints held-out (greedy) accuracy before and after RL.
 
+The SFT demonstrations are deliberately imperfect: by default half of them are
+written ``"46=46"`` instead of ``"46"`` (right answer, wrong format), so the SFT
+policy often echoes the equation and the strict exact-answer verifier rejects
+it. GRPO with that verifier as the reward removes the habit, which is the kind
+of gain RLVR gives quickly; learning new arithmetic from a 1-bit reward is far
+slower on this budget (see the report / README numbers).
+
     python experiments/demo_rlvr.py --workdir=/tmp/jaxrl_llm/demo [--sft_steps=N --rl_steps=M]
 
 Writes workdir/sft and workdir/grpo (metrics.jsonl, checkpoints, hf/, curves.png).
@@ -19,7 +26,8 @@ from configs import grpo_arithmetic, sft_arithmetic  # noqa: E402
 from experiments import rl, sft  # noqa: E402
 
 
-def demo_configs(workdir: str, sft_steps: int, rl_steps: int, eval_size: int, seed: int = 0):
+def demo_configs(workdir: str, sft_steps: int, rl_steps: int, eval_size: int, seed: int = 0,
+                 echo_fraction: float = 0.5):
   s = sft_arithmetic.get_config()
   s.workdir = os.path.join(workdir, "sft")
   s.seed = seed
@@ -27,6 +35,7 @@ def demo_configs(workdir: str, sft_steps: int, rl_steps: int, eval_size: int, se
   s.eval_every = sft_steps
   s.eval_size = eval_size
   s.checkpoint_every = sft_steps
+  s.echo_fraction = echo_fraction
   r = grpo_arithmetic.get_config()
   r.workdir = os.path.join(workdir, "grpo")
   r.seed = seed
@@ -46,11 +55,14 @@ def main(argv=None):
   parser.add_argument("--rl_steps", type=int, default=grpo_arithmetic.get_config().steps)
   parser.add_argument("--eval_size", type=int, default=200)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--echo_fraction", type=float, default=0.5,
+                      help="share of SFT demonstrations written '46=46' instead of '46'")
   parser.add_argument("--progress_bar", type=int, default=1)
   args = parser.parse_args(argv)
   from absl import logging
   logging.set_verbosity(logging.WARNING)
-  s, r = demo_configs(args.workdir, args.sft_steps, args.rl_steps, args.eval_size, args.seed)
+  s, r = demo_configs(args.workdir, args.sft_steps, args.rl_steps, args.eval_size, args.seed,
+                      args.echo_fraction)
   s.progress_bar = r.progress_bar = bool(args.progress_bar)
   t0 = time.time()
   sft_summary = sft.run(s)

@@ -38,12 +38,17 @@ def validate(c):
     raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
 
 
-def sft_batch(tokenizer, examples, width: int, add_bos: bool):
-  """BOS + prompt + completion + EOS, left-padded to ``width``; loss on completion + EOS."""
+def sft_batch(tokenizer, examples, width: int, add_bos: bool, echo=None):
+  """BOS + prompt + completion + EOS, left-padded to ``width``; loss on completion + EOS.
+
+  ``echo[i]`` True makes demonstration ``i`` imperfect: ``"46=46"`` instead of
+  ``"46"`` (the answer is right but the strict verifier rejects the format).
+  """
   seqs, masks = [], []
-  for ex in examples:
+  for i, ex in enumerate(examples):
     p = tokenizer.encode(ex.prompt, add_bos=add_bos)
-    a = tokenizer.encode(ex.completion, add_eos=True)
+    text = ex.completion + "=" + ex.completion if echo is not None and echo[i] else ex.completion
+    a = tokenizer.encode(text, add_eos=True)
     if len(p) + len(a) > width:
       raise ValueError(f"sft.max_length={width} is shorter than an example "
                        f"({len(p) + len(a)} tokens): {ex.prompt!r}")
@@ -90,7 +95,10 @@ def run(c) -> dict:
   for step in bar:
     t0 = time.time()
     examples, position = data.take_batch(train_source, position, c.batch_size)
-    batch = sft_batch(tokenizer, examples, c.max_length, c.task.add_bos)
+    echo = None
+    if c.echo_fraction:  # imperfect demonstrations, drawn per step (resume-safe)
+      echo = np.random.default_rng([c.seed, step]).random(len(examples)) < c.echo_fraction
+    batch = sft_batch(tokenizer, examples, c.max_length, c.task.add_bos, echo)
     state, m = step_fn(state, batch)
     m = metrics_lib.to_floats(m)
     metrics_lib.check_finite(m, step + 1)
