@@ -1,13 +1,13 @@
-"""The RL loop improves the verifiable reward (a shortened run), and the demo
-script runs SFT then GRPO end to end and reports held-out accuracy."""
+"""A shortened demo (SFT on imperfect demonstrations, then GRPO): the training
+reward and the held-out accuracy rise; the script writes its artefacts."""
 
 import json
 import os
 
 import numpy as np
 
-import _helpers
-from experiments import demo_rlvr, rl
+import _helpers  # noqa: F401  (puts the repo root on sys.path)
+from experiments import demo_rlvr
 
 
 def _train_rewards(workdir):
@@ -15,23 +15,14 @@ def _train_rewards(workdir):
     return [json.loads(l)["train/reward_mean"] for l in f if "train/reward_mean" in l]
 
 
-def test_grpo_raises_reward(tmp_path):
-  """GRPO from a random tiny policy on the 'answer_present' reward (a digit in the
-  completion): the reward rises from the random-policy level (~0.35) within 16 iterations."""
-  c = _helpers.tiny_rl_config(tmp_path / "g", steps=16, checkpoint_every=100)
-  c.rl.batch_size = 64
-  c.optim.learning_rate = 3e-3
-  rl.run(c)
-  rewards = _train_rewards(c.workdir)
-  assert len(rewards) == 16
-  first, last = np.mean(rewards[:4]), np.mean(rewards[-4:])
-  assert last > first + 0.2, rewards
-
-
-def test_demo_script_runs_sft_then_grpo(tmp_path):
-  out = demo_rlvr.main([f"--workdir={tmp_path}", "--sft_steps=10", "--rl_steps=2",
-                        "--eval_size=4", "--progress_bar=0"])
-  assert 0.0 <= out["sft_accuracy"] <= 1.0 and 0.0 <= out["rl_accuracy"] <= 1.0
+def test_shortened_demo_raises_reward_and_accuracy(tmp_path):
+  out = demo_rlvr.main([f"--workdir={tmp_path}", "--sft_steps=800", "--rl_steps=30",
+                        "--eval_size=50", "--progress_bar=0"])
+  rewards = _train_rewards(tmp_path / "grpo")
+  assert len(rewards) == 30
+  first, last = np.mean(rewards[:8]), np.mean(rewards[-8:])
+  assert last > first + 0.05, rewards
+  assert out["rl_accuracy"] > out["sft_accuracy"], out
   assert os.path.isfile(tmp_path / "sft" / "hf" / "config.json")
-  assert os.path.isfile(tmp_path / "grpo" / "curves.png")
-  assert len(_train_rewards(tmp_path / "grpo")) == 2
+  assert os.path.isfile(tmp_path / "grpo" / "hf" / "config.json")
+  assert os.path.getsize(tmp_path / "grpo" / "curves.png") > 1000
