@@ -105,6 +105,9 @@ def run(c) -> dict:
   start = 0
   if c.resume:
     start, state, meta = ckpt.restore_latest(state)
+    if meta.get("seed", c.seed) != c.seed:
+      raise ValueError(f"resume: the checkpoint was written with seed={meta['seed']}, "
+                       f"the config has seed={c.seed}")
     position = data.DataPosition(*meta["data_position"])
     writer.truncate_after(start)
   base_key = jax.random.key(c.seed)
@@ -184,7 +187,8 @@ def run(c) -> dict:
       accuracy = evaluate(it + 1)
     bar.set_postfix(reward=f"{record['train/reward_mean']:.3f}", acc=f"{accuracy:.3f}",
                     tok_s=f"{record['perf/tokens_per_s']:.0f}")
-    ckpt.save(it + 1, state, {"data_position": list(position), "step": it + 1},
+    # The sampling RNG of iteration i is fold_in(key(seed), i): seed + step restore it.
+    ckpt.save(it + 1, state, {"data_position": list(position), "step": it + 1, "seed": c.seed},
               force=it + 1 == c.steps)
   ckpt.close()
   writer.close()

@@ -79,6 +79,9 @@ def run(c) -> dict:
   start = 0
   if c.resume:
     start, state, meta = ckpt.restore_latest(state)
+    if meta.get("seed", c.seed) != c.seed:
+      raise ValueError(f"resume: the checkpoint was written with seed={meta['seed']}, "
+                       f"the config has seed={c.seed}")
     position = data.DataPosition(*meta["data_position"])
     writer.truncate_after(start)
 
@@ -110,7 +113,8 @@ def run(c) -> dict:
       accuracy = evaluate(step + 1)
     bar.set_postfix(loss=f"{m['loss']:.3f}", acc=f"{accuracy:.3f}",
                     tok_s=f"{record['perf/tokens_per_s']:.0f}")
-    ckpt.save(step + 1, state, {"data_position": list(position), "step": step + 1},
+    ckpt.save(step + 1, state, {"data_position": list(position), "step": step + 1,
+                                "seed": c.seed},
               force=step + 1 == c.steps)
   ckpt.close()
   writer.close()
