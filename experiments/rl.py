@@ -110,6 +110,7 @@ def run(c) -> dict:
                        f"the config has seed={c.seed}")
     position = data.DataPosition(*meta["data_position"])
     writer.truncate_after(start)
+    print(f"resumed from step {start} (data cursor {position.cursor})", flush=True)
   base_key = jax.random.key(c.seed)
   overlong = (c.sampling.max_new_tokens, r.overlong_cache) if r.overlong_cache else None
 

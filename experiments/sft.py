@@ -84,6 +84,7 @@ def run(c) -> dict:
                        f"the config has seed={c.seed}")
     position = data.DataPosition(*meta["data_position"])
     writer.truncate_after(start)
+    print(f"resumed from step {start} (data cursor {position.cursor})", flush=True)
 
   def evaluate(step):
     ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,

@@ -89,15 +89,17 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
   assert complete and max(complete) < steps
   # A half-written checkpoint from a later step (as a kill mid-save leaves it)
   # must never be restored.
-  fake = ckpt_dir / f"{steps - 1}.orbax-checkpoint-tmp-1234"
+  fake = ckpt_dir / f"{steps - 1}.orbax-checkpoint-tmp"  # Orbax's own temporary name
   fake.mkdir(exist_ok=True)
   (fake / "garbage").write_text("half written")
 
   out = subprocess.run(_cli(work, steps, resume=True), cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
+  assert f"resumed from step {max(complete)} " in out.stdout, out.stdout[-2000:]
   resumed = {r["step"]: r for r in _metric_lines(metrics_path) if "train/reward_mean" in r}
   assert sorted(resumed) == list(range(1, steps + 1))  # each step exactly once
+  assert not fake.exists()  # the leftover was cleaned up, never restored
   for r in ref:
     got = _comparable(resumed[r["step"]])
     want = _comparable(r)
