@@ -1,13 +1,17 @@
 """Throughput of `jaxrl_llm.sampling.generate` vs `transformers` `generate` on CPU.
 
-Same weights (a random Hugging Face Llama saved to disk and read with
-`jaxrl_llm.models.load_hf`), same batch: 16 prompts x 64 tokens, 128 new
+Same weights (a random Hugging Face Llama saved to disk, read by this sampler
+with `jaxrl_llm.models.load_hf`), same batch: 16 prompts x 64 tokens, 128 new
 tokens, top-p 0.95 (no top-k), temperature 1, no stop token (every row runs the
 full 128 steps). Reports decoded tokens per second (steady state, best of
-``--repeats`` runs) for both, and this sampler's compile time separately
-(first call minus a steady-state call).
+``--repeats`` runs) for both (for PyTorch, the better of its default thread count
+and one thread), and this sampler's compile time separately
+(first call minus the best steady-state call).
 
-    .venv/bin/python benchmarks/sampler_vs_hf.py [--sizes 1m,125m] [--repeats 2]
+Each sampler is timed in its own fresh process (``--impl``), so XLA's and
+PyTorch's thread pools never compete inside one process.
+
+    .venv/bin/python benchmarks/sampler_vs_hf.py [--sizes 1m,125m] [--repeats 3]
 
 Not a test: timings depend on the machine and on whatever else shares its cores.
 """
@@ -15,17 +19,15 @@ Not a test: timings depend on the machine and on whatever else shares its cores.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 
-import jax
 import numpy as np
-import torch
-from transformers import AutoModelForCausalLM, LlamaConfig
-
-from jaxrl_llm import models, sampling
 
 BATCH, PROMPT_LEN, NEW_TOKENS, TOP_P = 16, 64, 128, 0.95
 
@@ -39,76 +41,110 @@ SIZES = {
 }
 
 
-def _hf_model(size: str, directory: str):
+def _prompts(vocab_size):
+  tokens = np.random.default_rng(0).integers(1, vocab_size, (BATCH, PROMPT_LEN)).astype(np.int32)
+  return tokens, np.ones_like(tokens)
+
+
+def _seconds(fn):
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def _save_hf_model(size: str, directory: str) -> int:
+  import torch
+  from transformers import AutoModelForCausalLM, LlamaConfig
   torch.manual_seed(0)
   cfg = LlamaConfig(max_position_embeddings=1024, bos_token_id=None, eos_token_id=None,
                     pad_token_id=0, **SIZES[size])
-  model = AutoModelForCausalLM.from_config(cfg).eval()
+  model = AutoModelForCausalLM.from_config(cfg)
   model.save_pretrained(directory)
-  return model
+  return sum(p.numel() for p in model.parameters())
 
 
-def _time_hf(model, tokens, mask, repeats):
-  ids, am = torch.tensor(tokens), torch.tensor(mask)
+def _time_hf(directory, repeats, threads=None):
+  import torch
+  from transformers import AutoModelForCausalLM
+  if threads:
+    torch.set_num_threads(threads)
+  model = AutoModelForCausalLM.from_pretrained(directory).eval()
+  tokens, mask = _prompts(model.config.vocab_size)
+  ids, am = torch.tensor(tokens, dtype=torch.long), torch.tensor(mask)
   kwargs = dict(do_sample=True, top_p=TOP_P, top_k=0, temperature=1.0, eos_token_id=None,
                 pad_token_id=0)
-  with torch.no_grad():
-    model.generate(input_ids=ids, attention_mask=am, max_new_tokens=4, **kwargs)  # warm-up
-    times = []
-    for _ in range(repeats):
-      start = time.perf_counter()
-      out = model.generate(input_ids=ids, attention_mask=am, max_new_tokens=NEW_TOKENS,
-                           min_new_tokens=NEW_TOKENS, **kwargs)
-      times.append(time.perf_counter() - start)
-  assert out.shape == (BATCH, PROMPT_LEN + NEW_TOKENS), out.shape
-  return min(times)
+
+  def run(max_new_tokens=NEW_TOKENS):
+    with torch.no_grad():
+      out = model.generate(input_ids=ids, attention_mask=am, max_new_tokens=max_new_tokens,
+                           min_new_tokens=max_new_tokens, **kwargs)
+    assert out.shape == (BATCH, PROMPT_LEN + max_new_tokens), out.shape
+
+  run(4)  # warm-up
+  return dict(times=[_seconds(run) for _ in range(repeats)], threads=torch.get_num_threads(),
+              version=torch.__version__)
 
 
-def _time_ours(config, params, tokens, mask, repeats):
-  def run(seed):
-    out = sampling.generate(config, params, tokens, mask, jax.random.key(seed),
+def _time_ours(directory, repeats, threads=None):
+  del threads  # XLA sizes its own thread pool
+  import jax
+  from jaxrl_llm import models, sampling
+  config, params = models.load_hf(directory)
+  tokens, mask = _prompts(config.vocab_size)
+  seeds = iter(range(10**6))
+
+  def run():
+    out = sampling.generate(config, params, tokens, mask, jax.random.key(next(seeds)),
                             max_new_tokens=NEW_TOKENS, top_p=TOP_P)
     jax.block_until_ready(out)
-    return out
+    assert int(out.lengths.min()) == NEW_TOKENS
 
-  start = time.perf_counter()
-  out = run(0)
-  first = time.perf_counter() - start
-  times = []
-  for seed in range(1, repeats + 1):
-    start = time.perf_counter()
-    out = run(seed)
-    times.append(time.perf_counter() - start)
-  assert int(out.lengths.min()) == NEW_TOKENS
-  steady = min(times)
-  return steady, first - steady
+  first = _seconds(run)  # includes compilation
+  times = [_seconds(run) for _ in range(repeats)]
+  return dict(times=times, compile=first - min(times), version=jax.__version__,
+              platform=jax.devices()[0].platform)
 
 
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--sizes", default="1m,125m")
-  parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--impl", choices=("ours", "hf"), help="(internal) time one sampler")
+  parser.add_argument("--model-dir", help="(internal) saved HF model")
+  parser.add_argument("--threads", type=int, default=0, help="(internal) torch threads")
   args = parser.parse_args()
-  print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)")
+  if args.impl:
+    timer = _time_ours if args.impl == "ours" else _time_hf
+    print("RESULT " + json.dumps(timer(args.model_dir, args.repeats, args.threads)), flush=True)
+    return
+
+  print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
   rows = []
   for size in args.sizes.split(","):
     with tempfile.TemporaryDirectory() as directory:
-      hf = _hf_model(size, directory)
-      config, params = models.load_hf(directory)
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(1, config.vocab_size, (BATCH, PROMPT_LEN)).astype(np.int32)
-    mask = np.ones_like(tokens)
-    ours, compile_s = _time_ours(config, params, tokens, mask, args.repeats)
-    theirs = _time_hf(hf, tokens, mask, args.repeats)
+      num_params = _save_hf_model(size, directory)
+      results = {}
+      # PyTorch with its default threads (one per core) and with one thread: on a shared,
+      # oversubscribed CPU OpenMP barriers can make the default much slower; HF gets the best.
+      for impl, threads in (("ours", 0), ("hf", 0), ("hf", 1)):
+        proc = subprocess.run([sys.executable, __file__, "--impl", impl, "--model-dir", directory,
+                               "--repeats", str(args.repeats), "--threads", str(threads)],
+                              capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode or not lines:
+          raise RuntimeError(f"{impl} run failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(lines[-1][len("RESULT "):])
+        results.setdefault(impl, []).append(result)
+        print(f"{size} {impl}: {result}", flush=True)
+    ours = min(results["ours"][0]["times"])
+    theirs = min(min(r["times"]) for r in results["hf"])
     n = BATCH * NEW_TOKENS
-    rows.append((size, config.num_params(), n / ours, n / theirs, theirs / ours, compile_s))
-    print(f"{size}: ours {ours:.2f}s  hf {theirs:.2f}s  compile {compile_s:.1f}s", flush=True)
+    rows.append((size, num_params, n / ours, n / theirs, theirs / ours,
+                 results["ours"][0]["compile"]))
   print("\n| model | params | jaxrl_llm tok/s | HF generate tok/s | speed-up | compile (s) |")
   print("|---|---|---|---|---|---|")
-  for size, n_params, ours, theirs, ratio, compile_s in rows:
-    print(f"| {size} | {n_params / 1e6:.1f}M | {ours:.0f} | {theirs:.0f} | {ratio:.2f}x | "
+  for size, num_params, ours, theirs, ratio, compile_s in rows:
+    print(f"| {size} | {num_params / 1e6:.1f}M | {ours:.0f} | {theirs:.0f} | {ratio:.2f}x | "
           f"{compile_s:.1f} |")
 
 

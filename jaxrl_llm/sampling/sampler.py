@@ -228,7 +228,8 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
     num_samples: G completions per prompt; the prompt is prefilled once.
     temperature: 0 = greedy (argmax; filters are then irrelevant).
     top_k, top_p, min_p: filters (see `jaxrl_llm.sampling.filters`), applied in that order.
-    stop_tokens: ids that end a row (the stop token is part of the completion).
+    stop_tokens: ids that end a row (the stop token is part of the completion; a forced
+      stop token ends the row too).
     prefix_tokens: optional ``[B or B*G, F]`` (F <= N) forced completion prefixes;
       negative entries (only after a row's last forced token) mean "sample".
     pad_token_id: id written after a row ends (default config.pad_token_id or 0).
