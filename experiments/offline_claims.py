@@ -1,0 +1,211 @@
+"""Reproduces the offline-RL claims table of docs/results.md (issue 7), on CPU.
+
+Claims (each over >= 3 training seeds, one locally generated Hopper-v5 medium-replay set):
+  (a) IQL beats BC on clean data;
+  (b) RIQL beats IQL under 30 % random corruption (scale 1.0) of rewards, and of dynamics
+      (next observations), RIQL's protocol (Yang et al. 2023).
+
+  python experiments/offline_claims.py run --steps=20000     # trains, one run at a time
+  python experiments/offline_claims.py report --steps=20000  # docs/results/*.json + PNG
+
+`run` calls experiments/offline.py once per (setting, agent, seed) with `nice -n 10` and
+skips runs whose scores.json already exists. Training seed s also seeds the corruption
+(RIQL draws its corrupted indices from the training seed). Evaluation: the final policy,
+`--episodes` deterministic episodes on clean Hopper-v5, episode seeds 42, 43, ... (the
+entry point's default, identical for every run; nothing is tuned on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATASET = "jaxrl/hopper/medium-replay-v0"
+
+# (setting, agent label, config argument, corrupted field or None)
+RUNS = [
+    ("clean", "BC", "configs/offline/bc_hopper.py", None),
+    ("clean", "IQL", "configs/offline/iql_hopper.py", None),
+    ("rewards", "IQL", "configs/offline/iql_hopper.py", "rewards"),
+    ("rewards", "RIQL", "configs/offline/riql_hopper.py:rewards", "rewards"),
+    ("dynamics", "IQL", "configs/offline/iql_hopper.py", "dynamics"),
+    ("dynamics", "RIQL", "configs/offline/riql_hopper.py:dynamics", "dynamics"),
+]
+# (setting, candidate, baseline) for each claim.
+CLAIMS = [("clean", "IQL", "BC"), ("rewards", "RIQL", "IQL"), ("dynamics", "RIQL", "IQL")]
+
+
+def workdir(root, setting, agent, seed):
+  return os.path.join(root, f"{setting}_{agent.lower()}_s{seed}")
+
+
+def command(args, setting, agent, config, field, seed):
+  cmd = ["nice", "-n", "10", sys.executable, os.path.join(REPO, "experiments/offline.py"),
+         f"--config={os.path.join(REPO, config)}",
+         f"--config.minari_datasets_path={args.datasets}",
+         f"--config.seed={seed}",
+         f"--config.max_steps={args.steps}",
+         f"--config.steps_per_call={args.steps_per_call}",
+         f"--config.log_interval={args.steps_per_call}",
+         "--config.eval_interval=0",  # final evaluation only
+         f"--config.eval_episodes={args.episodes}",
+         "--config.checkpoint_interval=0",
+         "--config.progress_bar=False",
+         f"--config.workdir={workdir(args.root, setting, agent, seed)}"]
+  if field is not None:
+    cmd += ["--config.corruption.mode=random", f"--config.corruption.fields=('{field}',)",
+            "--config.corruption.rate=0.3", "--config.corruption.scale=1.0",
+            f"--config.corruption.seed={seed}"]
+  return cmd
+
+
+def run(args):
+  for seed in args.seeds:  # seed-major order: an interrupted study still has whole seeds
+    for setting, agent, config, field in RUNS:
+      out = workdir(args.root, setting, agent, seed)
+      if os.path.exists(os.path.join(out, "scores.json")):
+        continue
+      cmd = command(args, setting, agent, config, field, seed)
+      print(" ".join(cmd[3:]), flush=True)
+      start = time.time()
+      subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+      print(f"  {setting}/{agent}/seed {seed}: {time.time() - start:.0f} s wall", flush=True)
+
+
+def load(args):
+  rows = []
+  for seed in args.seeds:
+    for setting, agent, _, _ in RUNS:
+      path = os.path.join(workdir(args.root, setting, agent, seed), "scores.json")
+      if not os.path.exists(path):
+        continue
+      with open(path, encoding="utf-8") as f:
+        summary = json.load(f)
+      final = summary["evaluations"][-1]
+      train = summary["final_train"]
+      rows.append(dict(
+          setting=setting, agent=agent, seed=seed, steps=summary["steps"],
+          wall_s=summary["wall_s"], corrupted_fraction=summary["corrupted"],
+          return_mean=final["eval/return_mean"], return_std=final["eval/return_std"],
+          d4rl_score=final["eval/normalized_score"],
+          local_score=final.get("eval/local_normalized_score"),
+          updates_per_s=train.get("train/updates_per_s")))
+  return rows
+
+
+def report(args):
+  from jaxrl_llm.evaluation import stats
+
+  rows = load(args)
+  os.makedirs(args.out, exist_ok=True)
+  table = {"steps": args.steps, "episodes": args.episodes, "dataset": DATASET, "runs": rows,
+           "aggregates": {}, "claims": []}
+  groups = {}
+  for r in rows:
+    groups.setdefault((r["setting"], r["agent"]), []).append(r)
+  for (setting, agent), rs in groups.items():
+    for key in ("d4rl_score", "local_score"):
+      scores = np.asarray([[r[key]] for r in rs], np.float64)  # [runs, 1 task]
+      entry = {"n": len(rs), "per_seed": scores[:, 0].tolist()}
+      for name, fn in (("mean", stats.mean), ("iqm", stats.iqm)):
+        point, ci = stats.stratified_bootstrap_ci(scores, fn, reps=args.reps, seed=0)
+        entry[name] = float(point)
+        entry[f"{name}_ci95"] = [float(ci[0]), float(ci[1])]
+      table["aggregates"][f"{setting}/{agent}/{key}"] = entry
+  for setting, cand, base in CLAIMS:
+    if (setting, cand) not in groups or (setting, base) not in groups:
+      continue
+    x = np.asarray([[r["d4rl_score"]] for r in groups[(setting, cand)]])
+    y = np.asarray([[r["d4rl_score"]] for r in groups[(setting, base)]])
+    point, ci = stats.probability_of_improvement_ci(x, y, reps=args.reps, seed=0)
+    table["claims"].append({"setting": setting, "candidate": cand, "baseline": base,
+                            "n_candidate": len(x), "n_baseline": len(y),
+                            "p_improvement": float(point), "p_improvement_ci95": [float(ci[0]), float(ci[1])],
+                            "mean_difference": float(x.mean() - y.mean())})
+  path = os.path.join(args.out, "offline_claims.json")
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(table, f, indent=2)
+  print(f"wrote {path}")
+  plot(table, os.path.join(args.out, "offline_claims.png"))
+  print_markdown(table)
+
+
+def plot(table, path):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(7, 3.2))
+  labels = []
+  for i, (setting, agent, _, _) in enumerate(RUNS):
+    entry = table["aggregates"].get(f"{setting}/{agent}/d4rl_score")
+    if entry is None:
+      continue
+    lo, hi = entry["iqm_ci95"]
+    ax.plot([lo, hi], [i, i], color="C0", lw=6, alpha=0.35, solid_capstyle="butt")
+    ax.plot(entry["per_seed"], [i] * entry["n"], "k.", ms=5)
+    ax.plot([entry["iqm"]], [i], "C3|", ms=14, mew=2)
+    labels.append((i, f"{agent} ({setting})"))
+  ax.set_yticks([i for i, _ in labels], [l for _, l in labels])
+  ax.invert_yaxis()
+  ax.set_xlabel("D4RL-normalised score (IQM, 95% bootstrap CI; dots = seeds)")
+  ax.set_title(f"Hopper-v5 medium-replay (local), {table['steps']} gradient steps")
+  ax.grid(axis="x", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  print(f"wrote {path}")
+
+
+def print_markdown(table):
+  print("| setting | agent | seeds | per-seed D4RL score | mean [95% CI] | IQM [95% CI] | "
+        "per-seed local-ref score | wall s/run |")
+  print("|---|---|---|---|---|---|---|---|")
+  for setting, agent, _, _ in RUNS:
+    e = table["aggregates"].get(f"{setting}/{agent}/d4rl_score")
+    if e is None:
+      continue
+    loc = table["aggregates"][f"{setting}/{agent}/local_score"]
+    walls = [r["wall_s"] for r in table["runs"] if r["setting"] == setting and r["agent"] == agent]
+    print(f"| {setting} | {agent} | {e['n']} | {', '.join(f'{s:.1f}' for s in e['per_seed'])} | "
+          f"{e['mean']:.1f} [{e['mean_ci95'][0]:.1f}, {e['mean_ci95'][1]:.1f}] | "
+          f"{e['iqm']:.1f} [{e['iqm_ci95'][0]:.1f}, {e['iqm_ci95'][1]:.1f}] | "
+          f"{', '.join(f'{s:.1f}' for s in loc['per_seed'])} | "
+          f"{np.mean(walls):.0f} |")
+  print()
+  print("| claim | P(candidate > baseline) [95% CI] | mean difference | holds? |")
+  print("|---|---|---|---|")
+  for c in table["claims"]:
+    lo, hi = c["p_improvement_ci95"]
+    print(f"| {c['candidate']} > {c['baseline']} ({c['setting']}) | {c['p_improvement']:.2f} "
+          f"[{lo:.2f}, {hi:.2f}] | {c['mean_difference']:+.1f} | |")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("mode", choices=["run", "report"])
+  parser.add_argument("--steps", type=int, default=20000)
+  parser.add_argument("--steps_per_call", type=int, default=1000)
+  parser.add_argument("--episodes", type=int, default=10)
+  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+  parser.add_argument("--datasets", default=os.environ.get("MINARI_DATASETS_PATH", "/tmp/jaxrl_datasets"))
+  parser.add_argument("--root", default="/tmp/jaxrl_llm_offline/claims")
+  parser.add_argument("--out", default=os.path.join(REPO, "docs/results"))
+  parser.add_argument("--reps", type=int, default=10000)
+  args = parser.parse_args()
+  if args.steps % args.steps_per_call:
+    raise ValueError(f"--steps ({args.steps}) must be a multiple of --steps_per_call ({args.steps_per_call})")
+  run(args) if args.mode == "run" else report(args)
+
+
+if __name__ == "__main__":
+  main()
