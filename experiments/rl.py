@@ -101,7 +101,7 @@ def run(c) -> dict:
   position = data.DataPosition(c.seed, 0)
   writer = metrics_lib.MetricWriter(c.workdir, tensorboard=c.tensorboard)
   ckpt = Checkpointer(os.path.join(c.workdir, "checkpoints"), every=c.checkpoint_every,
-                      keep=c.keep_checkpoints)
+                      keep=c.keep_checkpoints, async_save=c.get("async_checkpointing", False))
   start = 0
   if c.resume:
     start, state, meta = ckpt.restore_latest(state)

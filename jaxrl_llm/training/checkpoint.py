@@ -12,6 +12,7 @@ import os
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -22,7 +23,8 @@ class Checkpointer:
   ``save(step, state, meta)`` stores the state with ``StandardSave`` (sharded
   arrays are written and restored with their shardings) and ``meta`` (data
   position, RNG seed, config) as JSON. Saves are asynchronous when
-  ``async_save``; :meth:`wait` / :meth:`close` block until committed.
+  ``async_save`` (single process: from a host copy, so donated device buffers
+  can be reused at once); :meth:`wait` / :meth:`close` block until committed.
   """
 
   def __init__(self, directory: str, *, every: int = 100, keep: Optional[int] = 3,
@@ -30,12 +32,20 @@ class Checkpointer:
     if every < 1:
       raise ValueError(f"checkpoint every must be >= 1, got {every}")
     self.directory = os.path.abspath(directory)
+    self._async = async_save
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=every, max_to_keep=keep, create=True,
         cleanup_tmp_directories=True, enable_async_checkpointing=async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> bool:
+    if self._async and (force or self._manager.should_save(int(step))):
+      # The train step donates (reuses) the state's buffers; an asynchronous
+      # save must own a copy (host memory on one process, a device copy with the
+      # same sharding on several), or it would read overwritten memory.
+      # np.array(copy=True): on CPU np.asarray can alias the device buffer.
+      state = (jax.tree.map(lambda x: np.array(x, copy=True), state)
+               if jax.process_count() == 1 else jax.tree.map(jnp.copy, state))
     return self._manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
 

@@ -34,6 +34,7 @@ def tiny_rl_config(workdir, **overrides):
   c.eval_size = 8
   c.checkpoint_every = 1
   c.keep_checkpoints = 3
+  c.async_checkpointing = True
   c.progress_bar = False
   c.tensorboard = False
   c.optim.learning_rate = 1e-2

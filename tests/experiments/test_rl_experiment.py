@@ -57,7 +57,7 @@ def _cli(workdir, steps, resume=False):
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-  steps = 5
+  steps = 8  # enough iterations that the kill lands mid-run even on a fast machine
   # Uninterrupted reference (in-process), also checks outputs and key names.
   ref_dir = tmp_path / "ref"
   summary = rl.run(_helpers.tiny_rl_config(ref_dir, steps=steps))
@@ -77,15 +77,20 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
                           stderr=subprocess.DEVNULL)
   metrics_path = work / "metrics.jsonl"
   deadline = time.time() + 240
+  ckpt_dir = work / "checkpoints"
+
+  def committed():
+    return sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit()) if ckpt_dir.exists() else []
+
+  # Saves are asynchronous: wait for step 2's metrics and a committed checkpoint.
   while time.time() < deadline and proc.poll() is None:
-    if metrics_path.exists() and len(_metric_lines(metrics_path)) >= 2:
+    if metrics_path.exists() and len(_metric_lines(metrics_path)) >= 2 and committed():
       break
-    time.sleep(0.05)
+    time.sleep(0.02)
   assert proc.poll() is None, "the run ended before it could be killed"
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  ckpt_dir = work / "checkpoints"
-  complete = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+  complete = committed()
   assert complete and max(complete) < steps
   # A half-written checkpoint from a later step (as a kill mid-save leaves it)
   # must never be restored.
