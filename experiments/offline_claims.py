@@ -69,6 +69,8 @@ def command(args, setting, agent, config, field, seed):
 def run(args):
   for seed in args.seeds:  # seed-major order: an interrupted study still has whole seeds
     for setting, agent, config, field in RUNS:
+      if setting not in args.settings:
+        continue
       out = workdir(args.root, setting, agent, seed)
       if os.path.exists(os.path.join(out, "scores.json")):
         continue
@@ -129,11 +131,11 @@ def report(args):
                             "n_candidate": len(x), "n_baseline": len(y),
                             "p_improvement": float(point), "p_improvement_ci95": [float(ci[0]), float(ci[1])],
                             "mean_difference": float(x.mean() - y.mean())})
-  path = os.path.join(args.out, "offline_claims.json")
+  path = os.path.join(args.out, f"{args.tag}.json")
   with open(path, "w", encoding="utf-8") as f:
     json.dump(table, f, indent=2)
   print(f"wrote {path}")
-  plot(table, os.path.join(args.out, "offline_claims.png"))
+  plot(table, os.path.join(args.out, f"{args.tag}.png"))
   print_markdown(table)
 
 
@@ -201,6 +203,9 @@ def main():
   parser.add_argument("--root", default="/tmp/jaxrl_llm_offline/claims")
   parser.add_argument("--out", default=os.path.join(REPO, "docs/results"))
   parser.add_argument("--reps", type=int, default=10000)
+  parser.add_argument("--settings", nargs="+", default=["clean", "rewards", "dynamics"],
+                      help="which settings `run` trains (report reads whatever exists)")
+  parser.add_argument("--tag", default="offline_claims", help="file stem of the report outputs")
   args = parser.parse_args()
   if args.steps % args.steps_per_call:
     raise ValueError(f"--steps ({args.steps}) must be a multiple of --steps_per_call ({args.steps_per_call})")
