@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/python experiments/demo.py
+	$(VENV)/bin/python experiments/demo_rlvr.py
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -q tests
