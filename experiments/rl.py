@@ -29,7 +29,6 @@ import tqdm  # noqa: E402
 
 from jaxrl_llm import data, losses, models, sharding, training  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
-from jaxrl_llm.training.checkpoint import Checkpointer  # noqa: E402
 
 
 def validate(c):
@@ -98,19 +97,7 @@ def run(c) -> dict:
   step_fns = make_step(c, config, optimizer)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
-  position = data.DataPosition(c.seed, 0)
-  writer = metrics_lib.MetricWriter(c.workdir, tensorboard=c.tensorboard)
-  ckpt = Checkpointer(os.path.join(c.workdir, "checkpoints"), every=c.checkpoint_every,
-                      keep=c.keep_checkpoints, async_save=c.get("async_checkpointing", False))
-  start = 0
-  if c.resume:
-    start, state, meta = ckpt.restore_latest(state)
-    if meta.get("seed", c.seed) != c.seed:
-      raise ValueError(f"resume: the checkpoint was written with seed={meta['seed']}, "
-                       f"the config has seed={c.seed}")
-    position = data.DataPosition(*meta["data_position"])
-    writer.truncate_after(start)
-    print(f"resumed from step {start} (data cursor {position.cursor})", flush=True)
+  start, state, position, writer, ckpt = setup.open_run(c, state)
   base_key = jax.random.key(c.seed)
   overlong = (c.sampling.max_new_tokens, r.overlong_cache) if r.overlong_cache else None
 

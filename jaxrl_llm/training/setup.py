@@ -100,3 +100,30 @@ def stop_tokens(config, tokenizer) -> tuple:
   if getattr(tokenizer, "eos_id", None) is not None:
     ids.add(tokenizer.eos_id)
   return tuple(sorted(ids))
+
+
+def open_run(c, state):
+  """Metric writer, checkpointer and start point of an experiment run.
+
+  With ``c.resume`` the latest committed checkpoint is restored (refusing one
+  written with a different seed), the data cursor is taken from it and the
+  metrics file is truncated after its step. Returns
+  ``(start_step, state, data_position, writer, checkpointer)``.
+  """
+  from jaxrl_llm.training import metrics as metrics_lib
+  from jaxrl_llm.training.checkpoint import Checkpointer
+
+  position = data.DataPosition(c.seed, 0)
+  writer = metrics_lib.MetricWriter(c.workdir, tensorboard=c.tensorboard)
+  ckpt = Checkpointer(os.path.join(c.workdir, "checkpoints"), every=c.checkpoint_every,
+                      keep=c.keep_checkpoints, async_save=c.get("async_checkpointing", False))
+  start = 0
+  if c.resume:
+    start, state, meta = ckpt.restore_latest(state)
+    if meta.get("seed", c.seed) != c.seed:
+      raise ValueError(f"resume: the checkpoint was written with seed={meta['seed']}, "
+                       f"the config has seed={c.seed}")
+    position = data.DataPosition(*meta["data_position"])
+    writer.truncate_after(start)
+    print(f"resumed from step {start} (data cursor {position.cursor})", flush=True)
+  return start, state, position, writer, ckpt
