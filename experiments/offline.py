@@ -4,11 +4,16 @@
       --config.workdir=/tmp/iql_hopper --config.max_steps=100000
 
 Steps: load the dataset (local Minari id, D4RL-format HDF5, OGBench npz, or a
-synthetic smoke-test set), optionally corrupt it (RIQL's random corruption),
-preprocess (action clipping, reward scaling), then train with `update_n`
-chunks of `steps_per_call` updates on device-sampled batches. Writes
-`metrics.jsonl` (training and evaluation lines), Orbax checkpoints under
+synthetic smoke-test set), optionally corrupt it (RIQL's random or adversarial
+corruption; adversarial observation/action/dynamics corruption first trains the
+critic it attacks), preprocess (action clipping, reward scaling), then train
+with `update_n` chunks of `steps_per_call` updates on device-sampled batches.
+Writes `metrics.jsonl` (training and evaluation lines), Orbax checkpoints under
 `checkpoints/`, `scores.json`, a final score table on stdout and `curves.png`.
+
+Re-running the same command in the same workdir resumes from the latest
+checkpoint (same parameters, optimiser state and batch stream as an
+uninterrupted run); a workdir whose saved config differs is refused.
 """
 
 from __future__ import annotations
@@ -92,28 +97,100 @@ def synthetic_dataset(spec, seed: int):
   return datasets.transitions_from_episodes(episodes, source="synthetic dataset")
 
 
-def preprocess(config, data):
-  """Corruption (seeded) → action clipping → reward scaling. Returns (data, masks)."""
+def preprocess(config, data, progress_bar: bool = False):
+  """Corruption (seeded) → action clipping → reward scaling.
+
+  Returns (data, masks, info): `masks` maps each corrupted field to its boolean
+  [N] mask, `info` describes the attacked critic for adversarial corruption.
+  """
   import jax
 
   from jaxrl_llm.offline import datasets
 
-  masks = {}
+  masks, info = {}, {}
   corruption = config.corruption
   if corruption.fields:
     from jaxrl_llm.offline import corruption as corruption_lib
 
-    if corruption.mode != "random":
+    if corruption.mode not in ("random", "adversarial"):
       raise ValueError(
-          f"config.corruption.mode {corruption.mode!r} is not supported by this entry point "
-          "(adversarial corruption needs a pretrained critic); use 'random'")
+          f"unknown config.corruption.mode {corruption.mode!r}; known: 'random', 'adversarial'")
+    attack = {}
+    if corruption.mode == "adversarial" and set(corruption.fields) - {"rewards"}:
+      q_fn, policy_fn, info = train_attack_critic(config, data, progress_bar)
+      attack = dict(q_fn=q_fn, policy_fn=policy_fn, steps=corruption.attack_grad_steps,
+                    step_size=corruption.attack_step_size)
     data, masks = corruption_lib.corrupt_dataset(
         jax.random.key(config.corruption.seed), data, tuple(corruption.fields),
-        corruption.mode, rate=corruption.rate, scale=corruption.scale)
+        corruption.mode, rate=corruption.rate, scale=corruption.scale, **attack)
+  return clean_and_scale(config, data), masks, info
+
+
+def clean_and_scale(config, data):
+  """Action clipping (when configured) and the configured reward scaling."""
+  from jaxrl_llm.offline import datasets
+
   if config.clip_actions:
     data = datasets.clip_actions(data)
-  data = datasets.scale_rewards(data, config.reward_scaling)
-  return data, masks
+  return datasets.scale_rewards(data, config.reward_scaling)
+
+
+def train_attack_critic(config, clean_data, progress_bar: bool = False):
+  """The critic that adversarial corruption attacks, trained on the clean data.
+
+  RIQL attacks a pretrained EDAC ensemble; here `corruption.attack_agent` (an
+  agent with `q_values`, IQL by default) is trained for `corruption.attack_steps`
+  on the clean, preprocessed data, seeded by `corruption.seed`. Returns
+  `(q_fn(obs, act) -> [K, N], policy_fn(obs) -> act, info)`; the policy (the
+  agent's deterministic action) is what the dynamics attack evaluates at s'.
+  """
+  import jax
+  import numpy as np
+  import tqdm
+
+  from jaxrl_llm.offline import agents
+  from jaxrl_llm.offline import datasets
+
+  corruption = config.corruption
+  agent = agents.get(corruption.attack_agent)
+  if not hasattr(agent, "q_values"):
+    with_critic = [n for n in agents.names() if hasattr(agents.get(n), "q_values")]
+    raise ValueError(
+        f"config.corruption.attack_agent {corruption.attack_agent!r} has no critic to attack; "
+        f"use one of {with_critic}")
+  steps, chunk = corruption.attack_steps, min(config.steps_per_call, corruption.attack_steps)
+  if steps <= 0 or steps % chunk:
+    raise ValueError(
+        f"config.corruption.attack_steps ({steps}) must be a positive multiple of "
+        f"config.steps_per_call ({config.steps_per_call}) for adversarial corruption")
+  agent_config = agent.get_config()
+  agent_config.hidden_dims = tuple(corruption.attack_hidden_dims)
+  if "max_steps" in agent_config:
+    agent_config.max_steps = steps
+  data = jax.device_put(datasets.validate_transitions(
+      clean_and_scale(config, clean_data), "attack-critic training data"))
+  key, init_key = jax.random.split(jax.random.fold_in(jax.random.key(corruption.seed), 1))
+  state = agent.init(init_key, data, agent_config)
+  sample = jax.jit(lambda k: datasets.sample_batches(k, data, config.batch_size, chunk))
+  start = time.perf_counter()
+  metrics = {}
+  for _ in tqdm.trange(steps // chunk, desc=f"attack critic ({corruption.attack_agent})",
+                       disable=not progress_bar, mininterval=1.0):
+    key, batch_key = jax.random.split(key)
+    state, metrics = agent.update_n(state, sample(batch_key))
+  metrics = {k: float(np.mean(v)) for k, v in jax.device_get(metrics).items()}
+  info = {"attack_agent": corruption.attack_agent, "attack_steps": steps,
+          "attack_wall_s": time.perf_counter() - start,
+          "attack_critic_loss": metrics.get("critic_loss", float("nan"))}
+  act_key = jax.random.key(0)  # unused: deterministic actions
+
+  def q_fn(observations, actions):
+    return agent.q_values(state, observations, actions)
+
+  def policy_fn(observations):
+    return agent.act(state, observations, act_key, deterministic=True)
+
+  return q_fn, policy_fn, info
 
 
 class MetricWriter:
@@ -206,8 +283,14 @@ def run(config):
           f"({config.steps_per_call})")
   workdir = config.workdir
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  resume_step = latest_checkpoint_step(workdir) if config.checkpoint_interval > 0 else None
+  if resume_step is not None:
+    if not config.resume:
+      raise ValueError(
+          f"{workdir}/checkpoints already holds step {resume_step}; set config.resume=True to "
+          "continue that run or pick a new config.workdir")
+    check_resumable_config(config, workdir)
+  write_atomic(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
 
   agent = agents.get(config.agent_name)
   # The recipe's `agent` block overrides the agent's defaults (an empty block = defaults).
@@ -216,7 +299,8 @@ def run(config):
   if "max_steps" in agent_config:
     agent_config.max_steps = config.max_steps  # cosine-decay horizon = run length
 
-  data, corruption_masks = preprocess(config, load_dataset(config))
+  data, corruption_masks, corruption_info = preprocess(config, load_dataset(config),
+                                                      config.progress_bar)
   data = datasets.validate_transitions(data, "training data")
   device_data = jax.device_put(data)
   key = jax.random.key(config.seed)
@@ -226,6 +310,16 @@ def run(config):
   sample = jax.jit(lambda k, d: datasets.sample_batches(
       k, d, config.batch_size, config.steps_per_call))
   evaluate = make_evaluator(config)
+  step = 0
+  train_rows: List[Dict[str, float]] = []
+  eval_rows: List[Dict[str, float]] = []
+  if resume_step is not None:
+    state = restore_state(workdir, state, resume_step)
+    step = resume_step
+    # The batch stream is a chain of key splits, one per update_n call: replay it.
+    for _ in range(step // config.steps_per_call):
+      key, _ = jax.random.split(key)
+    train_rows, eval_rows = truncate_metrics(os.path.join(workdir, "metrics.jsonl"), step)
   writer = MetricWriter(workdir)
 
   checkpointer = None
@@ -237,7 +331,6 @@ def run(config):
         options=ocp.CheckpointManagerOptions(max_to_keep=config.checkpoints_to_keep))
 
   local_ref = local_reference(config)
-  eval_rows: List[Dict[str, float]] = []
 
   def run_eval(step):
     act_fn = lambda obs, k: np.asarray(agent.act(state, obs, k, deterministic=True))
@@ -253,11 +346,9 @@ def run(config):
     eval_rows.append({"step": step, **row})
     return row
 
-  step = 0
   start = time.perf_counter()
-  bar = tqdm.tqdm(total=config.max_steps, desc=f"{config.agent_name}", unit="upd",
+  bar = tqdm.tqdm(total=config.max_steps, initial=step, desc=f"{config.agent_name}", unit="upd",
                   disable=not config.progress_bar, mininterval=1.0)
-  train_rows: List[Dict[str, float]] = []
   while step < config.max_steps:
     key, batch_key = jax.random.split(key)
     t0 = time.perf_counter()
@@ -294,19 +385,81 @@ def run(config):
   summary = {
       "agent": config.agent_name, "env_name": config.env_name,
       "dataset": config.dataset_path or config.dataset_format, "seed": config.seed,
-      "steps": step, "wall_s": time.perf_counter() - start,
+      "steps": step, "wall_s": time.perf_counter() - start, "resumed_from": resume_step,
       "num_transitions": int(data.observations.shape[0]),
       "corrupted": {k: float(np.mean(v)) for k, v in corruption_masks.items()},
+      "corruption": {"mode": config.corruption.mode, **corruption_info}
+                    if config.corruption.fields else {},
       "reference": {"d4rl": [config.ref_min_score, config.ref_max_score], "local": local_ref},
       "final_train": train_rows[-1] if train_rows else {},
       "evaluations": eval_rows,
   }
-  with open(os.path.join(workdir, "scores.json"), "w", encoding="utf-8") as f:
-    json.dump(summary, f, indent=2)
+  write_atomic(os.path.join(workdir, "scores.json"), json.dumps(summary, indent=2))
   print(score_table(summary))
   plot_curves(train_rows, eval_rows, os.path.join(workdir, "curves.png"),
               title=f"{config.agent_name} on {summary['dataset']}")
   return state, summary
+
+
+# Config keys that may change between a run and its resumption: they do not
+# change what is trained (only logging, evaluation and checkpoint cadence).
+RESUME_MAY_DIFFER = ("workdir", "progress_bar", "log_interval", "eval_interval",
+                     "eval_episodes", "eval_seed", "checkpoint_interval",
+                     "checkpoints_to_keep", "resume", "minari_datasets_path")
+
+
+def write_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` via a temporary file and an atomic rename."""
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def latest_checkpoint_step(workdir: str) -> Optional[int]:
+  """The newest finished checkpoint step under `<workdir>/checkpoints`, or None."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return None
+  import orbax.checkpoint as ocp
+
+  with ocp.CheckpointManager(os.path.abspath(directory)) as manager:
+    return manager.latest_step()
+
+
+def check_resumable_config(config, workdir: str) -> None:
+  """Raises ValueError naming the fields where `config` differs from the saved run."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise ValueError(f"{workdir} has checkpoints but no config.json; cannot check the resume")
+  with open(path, encoding="utf-8") as f:
+    saved = json.load(f)
+  current = json.loads(config.to_json_best_effort())
+  differing = sorted(k for k in set(saved) | set(current)
+                     if k not in RESUME_MAY_DIFFER and saved.get(k) != current.get(k))
+  if differing:
+    details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in differing)
+    raise ValueError(
+        f"cannot resume {workdir}: config field(s) {differing} differ from the saved run "
+        f"({details}); use a new config.workdir")
+
+
+def truncate_metrics(path: str, step: int):
+  """Drops metrics.jsonl lines past `step` (written after the last checkpoint).
+
+  Returns the kept (train rows, eval rows) for the final summary.
+  """
+  rows = []
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      rows = [json.loads(line) for line in f if line.strip()]
+  rows = [r for r in rows if r["step"] <= step]
+  write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+  train = [r for r in rows if any(k.startswith("train/") for k in r)]
+  evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
+  return train, evals
 
 
 def score_table(summary: Dict[str, Any]) -> str:

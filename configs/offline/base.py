@@ -30,8 +30,13 @@ def get_config():
       num_transitions=2000, obs_dim=5, act_dim=2, episode_length=50))
   config.reward_scaling = "none"  # locomotion | antmaze | none
   config.clip_actions = True
+  # RIQL's corruption. Adversarial observation/action/dynamics corruption attacks a
+  # critic (`attack_agent`, trained here on the clean data for `attack_steps`) with
+  # `attack_grad_steps` projected steps of size `attack_step_size`·scale.
   config.corruption = ml_collections.ConfigDict(dict(
-      mode="random", fields=(), rate=0.3, scale=1.0, seed=0))
+      mode="random", fields=(), rate=0.3, scale=1.0, seed=0,
+      attack_agent="iql", attack_steps=50_000, attack_hidden_dims=(256, 256),
+      attack_grad_steps=100, attack_step_size=0.01))
   config.ref_min_score, config.ref_max_score = D4RL_REF["hopper"]
   config.seed = 42
   config.batch_size = 256
@@ -43,6 +48,7 @@ def get_config():
   config.eval_seed = 42  # episode i resets with eval_seed + i (same episodes at every eval)
   config.checkpoint_interval = 100_000
   config.checkpoints_to_keep = 2
+  config.resume = True  # continue from <workdir>/checkpoints when it has a step
   config.progress_bar = True
   config.workdir = "/tmp/jaxrl_llm_offline"
   return config

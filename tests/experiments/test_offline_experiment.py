@@ -86,3 +86,73 @@ def test_bad_experiment_config_errors(tmp_path):
   config = _smoke_config("bc_hopper", tmp_path, dataset_format="parquet")
   with pytest.raises(ValueError, match="dataset_format"):
     offline.run(config)
+
+
+def _leaves(state):
+  return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+                     else x) for x in jax.tree.leaves(state)]
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
+  import shutil
+
+  full = _smoke_config("iql_hopper", tmp_path / "full", max_steps=30, checkpoints_to_keep=3)
+  full_state, _ = offline.run(full)
+  # An interrupted run: its last checkpoint is step 10 and it logged past it (step 20).
+  cut = tmp_path / "cut"
+  shutil.copytree(tmp_path / "full", cut)
+  shutil.rmtree(cut / "checkpoints" / "30")
+  shutil.rmtree(cut / "checkpoints" / "20")
+  os.remove(cut / "scores.json")
+  resumed_state, summary = offline.run(
+      _smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3))
+  assert summary["resumed_from"] == 10
+  for a, b in zip(_leaves(resumed_state), _leaves(full_state)):
+    np.testing.assert_array_equal(a, b)
+  # Lines logged after the checkpoint are replaced, not duplicated.
+  assert [json.loads(l)["step"] for l in open(cut / "metrics.jsonl")] == [10, 20, 30]
+
+  with pytest.raises(ValueError, match=r"\['seed'\]"):
+    offline.run(_smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3, seed=5))
+  with pytest.raises(ValueError, match="config.resume"):
+    offline.run(_smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3,
+                              resume=False))
+
+
+def test_adversarial_corruption_attacks_a_trained_critic(tmp_path):
+  from jaxrl_llm.offline import agents
+
+  config = _smoke_config("iql_hopper", tmp_path, checkpoint_interval=0, max_steps=10)
+  config.corruption.update(mode="adversarial", fields=("observations",), attack_steps=20,
+                           attack_hidden_dims=(16, 16), seed=3, attack_grad_steps=20)
+  clean = offline.synthetic_dataset(config.synthetic, seed=config.seed)
+  q_fn, _, info = offline.train_attack_critic(config, clean)
+  assert info["attack_steps"] == 20 and np.isfinite(info["attack_critic_loss"])
+
+  corrupted, masks, _ = offline.preprocess(config, clean)
+  rows = masks["observations"]
+  assert 0.2 < rows.mean() < 0.4
+  delta = (corrupted.observations - clean.observations) / np.std(clean.observations, 0)
+  assert np.all(delta[~rows] == 0)  # untouched rows stay clean
+  assert np.max(np.abs(delta)) <= 1.0 + 1e-5  # projected onto [-scale, scale]·std
+  # The attack lowers the attacked critic's Q on the corrupted rows, more than
+  # random noise of the same size does.
+  random_config = _smoke_config("iql_hopper", tmp_path, checkpoint_interval=0)
+  random_config.corruption.update(mode="random", fields=("observations",), seed=3)
+  noisy, _, _ = offline.preprocess(random_config, clean)
+  act = clean.actions[rows]
+  q_clean = float(np.mean(q_fn(clean.observations[rows], act)))
+  q_attacked = float(np.mean(q_fn(corrupted.observations[rows], act)))
+  q_noisy = float(np.mean(q_fn(noisy.observations[rows], act)))
+  assert q_attacked < q_clean and q_attacked < q_noisy
+
+  _, summary = offline.run(config)
+  assert summary["corruption"]["attack_agent"] == "iql"
+
+  bad = _smoke_config("iql_hopper", tmp_path, checkpoint_interval=0)
+  bad.corruption.update(mode="adversarial", fields=("actions",), attack_agent="bc")
+  with pytest.raises(ValueError, match="attack_agent 'bc' has no critic"):
+    offline.preprocess(bad, clean)
+  bad.corruption.update(mode="sneaky")
+  with pytest.raises(ValueError, match="corruption.mode"):
+    offline.preprocess(bad, clean)

@@ -191,6 +191,16 @@ def update_n(state: IQLState, batches: Transitions):
   return _update_n_jit(state, batches)
 
 
+def q_values(state: IQLState, observations: jax.Array,
+             actions: jax.Array) -> jax.Array:
+  """Online twin-critic values Q_k(s, a), [2, N]. Differentiable in (s, a).
+
+  Used to attack the critic (adversarial corruption) and for diagnostics.
+  """
+  _, critic, _ = _networks(state.config)
+  return critic.apply(state.critic_params, observations, actions)
+
+
 @functools.partial(jax.jit, static_argnames=("deterministic",))
 def _act(state, observations, key, deterministic):
   cfg = state.config

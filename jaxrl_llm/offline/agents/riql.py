@@ -260,6 +260,19 @@ def update_n(state: RIQLState, batches: Transitions):
   return _update_n_jit(state, batches)
 
 
+def q_values(state: RIQLState, observations: jax.Array,
+             actions: jax.Array) -> jax.Array:
+  """Online ensemble values Q_k(norm(s), a) for raw observations, [K, N].
+
+  Differentiable in (s, a); used to attack the critic (adversarial
+  corruption) and for diagnostics such as the ensemble spread on corrupted
+  vs clean transitions.
+  """
+  _, critic, _ = _networks(state.config)
+  return critic.apply(state.critic_params, _normalize(state, observations),
+                      actions)
+
+
 @functools.partial(jax.jit, static_argnames=("deterministic",))
 def _act(state, observations, key, deterministic):
   cfg = state.config
