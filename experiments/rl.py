@@ -104,7 +104,7 @@ def run(c) -> dict:
   def evaluate(step):
     ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,
                           max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops,
-                          add_bos=c.task.add_bos)
+                          add_bos=c.task.add_bos, mesh=mesh)
     writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
     return ev["accuracy"]
 
@@ -128,7 +128,7 @@ def run(c) -> dict:
         max_new_tokens=c.sampling.max_new_tokens, temperature=c.sampling.temperature,
         top_p=c.sampling.top_p or None, stop_tokens=stops, add_bos=c.task.add_bos,
         dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,
-        overlong=overlong)
+        overlong=overlong, mesh=mesh)
     position = cursor[0]
     t_sample = time.time() - t0
     batch = ro.batch if mesh is None else sharding.shard_batch(ro.batch, mesh)

@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxrl_llm import losses, sampling
 from jaxrl_llm.sampling import bucket_length
+from jaxrl_llm.sharding import SAMPLING_RULES
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool,
@@ -30,12 +31,17 @@ class Rollouts(NamedTuple):
 
 def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
                   max_new_tokens: int, temperature: float = 1.0, top_p: Optional[float] = None,
-                  stop_tokens=(), add_bos: bool = True):
-  """G completions per example: ``(prompt_tokens [B*G, P], prompt_mask, SampleOutput, texts)``."""
+                  stop_tokens=(), add_bos: bool = True, mesh=None, rules=SAMPLING_RULES):
+  """G completions per example: ``(prompt_tokens [B*G, P], prompt_mask, SampleOutput, texts)``.
+
+  With a ``mesh`` the sampler lays its batch and KV cache out by the logical-axis
+  ``rules`` (default: the sampling layout) on it.
+  """
   tokens, mask = encode_prompts(tokenizer, [ex.prompt for ex in examples], add_bos=add_bos)
   out = sampling.generate(config, params, tokens, mask, key, max_new_tokens=max_new_tokens,
                           num_samples=group_size, temperature=temperature, top_p=top_p,
-                          stop_tokens=stop_tokens, pad_token_id=tokenizer.pad_id)
+                          stop_tokens=stop_tokens, pad_token_id=tokenizer.pad_id,
+                          mesh=mesh, rules=rules)
   out = jax.tree.map(np.asarray, out)
   texts = tokenizer.batch_decode(out.tokens)
   return (np.repeat(tokens, group_size, 0), np.repeat(mask, group_size, 0), out, texts)
@@ -51,7 +57,8 @@ def collect_rollouts(config, params, tokenizer, next_examples: Callable, reward_
                      temperature: float = 1.0, top_p: Optional[float] = None, stop_tokens=(),
                      add_bos: bool = True, dynamic_sampling: bool = False,
                      max_sampling_rounds: int = 4,
-                     overlong: Optional[tuple[int, int]] = None) -> Rollouts:
+                     overlong: Optional[tuple[int, int]] = None, mesh=None,
+                     rules=SAMPLING_RULES) -> Rollouts:
   """Samples ``num_prompts`` groups of ``group_size`` completions and scores them.
 
   ``next_examples(n)`` returns the next ``n`` training examples (it advances
@@ -61,7 +68,7 @@ def collect_rollouts(config, params, tokenizer, next_examples: Callable, reward_
   are collected; if the rounds run out the batch is topped up with dropped
   groups (they have zero group-relative advantage, so they add no gradient).
   ``overlong = (max_length, cache_length)`` adds DAPO's soft overlong penalty
-  to the reward.
+  to the reward. ``mesh``/``rules`` are passed to the sampler (see ``sample_groups``).
   """
   kept, dropped, n_sampled, rounds = [], [], 0, 0
   while True:
@@ -70,7 +77,7 @@ def collect_rollouts(config, params, tokenizer, next_examples: Callable, reward_
     pt, pm, out, texts = sample_groups(
         config, params, tokenizer, examples, sub, group_size=group_size,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-        stop_tokens=stop_tokens, add_bos=add_bos)
+        stop_tokens=stop_tokens, add_bos=add_bos, mesh=mesh, rules=rules)
     rewards = score(reward_fn, texts, examples, group_size)
     rounds += 1
     n_sampled += len(examples)
@@ -127,7 +134,8 @@ def collect_rollouts(config, params, tokenizer, next_examples: Callable, reward_
 
 
 def evaluate(config, params, tokenizer, examples, reward_fn: Callable, *, max_new_tokens: int,
-             batch_size: int = 64, stop_tokens=(), add_bos: bool = True) -> dict:
+             batch_size: int = 64, stop_tokens=(), add_bos: bool = True, mesh=None,
+             rules=SAMPLING_RULES) -> dict:
   """Greedy (temperature 0) held-out accuracy: fraction of examples with reward >= 1."""
   rewards = []
   for i in range(0, len(examples), batch_size):
@@ -136,7 +144,8 @@ def evaluate(config, params, tokenizer, examples, reward_fn: Callable, *, max_ne
     chunk += [chunk[-1]] * (batch_size - n_real) if len(examples) > batch_size else []
     _, _, _, texts = sample_groups(config, params, tokenizer, chunk, jax.random.key(0),
                                    group_size=1, max_new_tokens=max_new_tokens, temperature=0.0,
-                                   stop_tokens=stop_tokens, add_bos=add_bos)
+                                   stop_tokens=stop_tokens, add_bos=add_bos, mesh=mesh,
+                                   rules=rules)
     rewards.extend(score(reward_fn, texts[:n_real], chunk[:n_real], 1))
   rewards = np.asarray(rewards)
   return {"accuracy": float((rewards >= 1.0).mean()), "reward_mean": float(rewards.mean())}

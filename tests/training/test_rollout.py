@@ -1,0 +1,59 @@
+"""training.rollout: rollouts and greedy evaluation sampled under a device mesh
+equal the unsharded ones (8 fake CPU devices; a subprocess when this process has fewer)."""
+
+import os
+import subprocess
+import sys
+
+import jax
+
+_SCRIPT = r"""
+import dataclasses, jax, numpy as np
+from jaxrl_llm import models, sharding
+from jaxrl_llm.data.arithmetic import ArithmeticTask
+from jaxrl_llm.rewards.answers import exact_answer_reward
+from jaxrl_llm.training import rollout
+assert jax.device_count() == 8, jax.devices()
+tok = models.CharTokenizer()
+config = dataclasses.replace(models.get_preset("tiny-llama"), vocab_size=tok.vocab_size)
+params = models.init_params(config, jax.random.key(0))
+params = jax.tree.map(lambda x: x * 10.0 if x.ndim > 1 else x, params)  # no argmax ties
+examples = ArithmeticTask(digits=2).examples(seed=0, start=0, count=4)
+kw = dict(num_prompts=4, group_size=2, max_new_tokens=5, temperature=1.0)
+next_examples = lambda n: examples[:n]
+ref = rollout.collect_rollouts(config, params, tok, next_examples, exact_answer_reward,
+                               jax.random.key(1), **kw)
+mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+meshes_seen, generate = [], rollout.sampling.generate
+def spy(*args, **kwargs):
+  meshes_seen.append(kwargs.get("mesh"))
+  return generate(*args, **kwargs)
+rollout.sampling.generate = spy  # records that the mesh reaches the sampler
+sharded = sharding.shard_params(params, config, mesh)  # the training layout
+out = rollout.collect_rollouts(config, sharded, tok, next_examples, exact_answer_reward,
+                               jax.random.key(1), mesh=mesh, **kw)
+assert ref.batch["completion_tokens"].shape == (8, 5), ref.batch["completion_tokens"].shape
+for name in ("prompt_tokens", "prompt_mask", "completion_tokens", "completion_mask", "rewards"):
+  np.testing.assert_array_equal(out.batch[name], ref.batch[name], err_msg=name)
+np.testing.assert_allclose(out.batch["sampler_logprobs"], ref.batch["sampler_logprobs"],
+                           atol=1e-5)
+assert out.completions == ref.completions
+ev_ref = rollout.evaluate(config, params, tok, examples, exact_answer_reward, max_new_tokens=5)
+ev = rollout.evaluate(config, sharded, tok, examples, exact_answer_reward, max_new_tokens=5,
+                      mesh=mesh)
+assert ev == ev_ref, (ev, ev_ref)
+assert meshes_seen == [mesh, None, mesh], meshes_seen  # rollouts, reference eval, eval
+print("ROLLOUT_MESH_OK")
+"""
+
+
+def test_rollouts_under_a_mesh_equal_unsharded():
+  if jax.device_count() >= 8:
+    exec(compile(_SCRIPT, "rollout_mesh_script", "exec"), {})
+    return
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0 and "ROLLOUT_MESH_OK" in result.stdout, result.stderr[-3000:]
