@@ -8,7 +8,8 @@ synthetic smoke-test set), optionally corrupt it (RIQL's random or adversarial
 corruption; adversarial observation/action/dynamics corruption first trains the
 critic it attacks), preprocess (action clipping, reward scaling), then train
 with `update_n` chunks of `steps_per_call` updates on device-sampled batches.
-Writes `metrics.jsonl` (training and evaluation lines), Orbax checkpoints under
+Writes `metrics.jsonl` (training and evaluation lines; TensorBoard events under
+`tb/` too when tensorboard is installed), Orbax checkpoints under
 `checkpoints/`, `scores.json`, a final score table on stdout and `curves.png`.
 
 Re-running the same command in the same workdir resumes from the latest
@@ -193,21 +194,6 @@ def train_attack_critic(config, clean_data, progress_bar: bool = False):
   return q_fn, policy_fn, info
 
 
-class MetricWriter:
-  """JSONL always; one JSON object per line with a `step` field."""
-
-  def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, "metrics.jsonl")
-    self._file = open(self.path, "a", encoding="utf-8")
-
-  def write(self, step: int, values: Dict[str, float]) -> None:
-    self._file.write(json.dumps({"step": int(step), **{k: float(v) for k, v in values.items()}}) + "\n")
-    self._file.flush()
-
-  def close(self) -> None:
-    self._file.close()
-
-
 def _savable(state):
   """The state's pytree with PRNG keys as raw uint32 data (Orbax-friendly)."""
   import jax
@@ -268,6 +254,7 @@ def run(config):
 
   from jaxrl_llm.offline import agents
   from jaxrl_llm.offline import datasets
+  from jaxrl_llm.training import metrics as metrics_lib
 
   if config.max_steps <= 0 or config.steps_per_call <= 0:
     raise ValueError("config.max_steps and config.steps_per_call must be positive")
@@ -319,8 +306,13 @@ def run(config):
     # The batch stream is a chain of key splits, one per update_n call: replay it.
     for _ in range(step // config.steps_per_call):
       key, _ = jax.random.split(key)
-    train_rows, eval_rows = truncate_metrics(os.path.join(workdir, "metrics.jsonl"), step)
-  writer = MetricWriter(workdir)
+  # JSONL always, TensorBoard too when it is installed (jaxrl_llm.training.metrics).
+  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard)
+  if resume_step is not None:
+    writer.truncate_after(step)  # drop lines logged after the checkpoint
+    rows = metrics_lib.read_metrics(writer.path)
+    train_rows = [r for r in rows if any(k.startswith("train/") for k in r)]
+    eval_rows = [r for r in rows if any(k.startswith("eval/") for k in r)]
 
   checkpointer = None
   if config.checkpoint_interval > 0:
@@ -405,7 +397,7 @@ def run(config):
 # change what is trained (only logging, evaluation and checkpoint cadence).
 RESUME_MAY_DIFFER = ("workdir", "progress_bar", "log_interval", "eval_interval",
                      "eval_episodes", "eval_seed", "checkpoint_interval",
-                     "checkpoints_to_keep", "resume", "minari_datasets_path")
+                     "checkpoints_to_keep", "resume", "minari_datasets_path", "tensorboard")
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -444,22 +436,6 @@ def check_resumable_config(config, workdir: str) -> None:
     raise ValueError(
         f"cannot resume {workdir}: config field(s) {differing} differ from the saved run "
         f"({details}); use a new config.workdir")
-
-
-def truncate_metrics(path: str, step: int):
-  """Drops metrics.jsonl lines past `step` (written after the last checkpoint).
-
-  Returns the kept (train rows, eval rows) for the final summary.
-  """
-  rows = []
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      rows = [json.loads(line) for line in f if line.strip()]
-  rows = [r for r in rows if r["step"] <= step]
-  write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
-  train = [r for r in rows if any(k.startswith("train/") for k in r)]
-  evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
-  return train, evals
 
 
 def score_table(summary: Dict[str, Any]) -> str:

@@ -50,6 +50,7 @@ def get_config():
   config.checkpoints_to_keep = 2
   config.resume = True  # continue from <workdir>/checkpoints when it has a step
   config.progress_bar = True
+  config.tensorboard = True  # also TensorBoard events in <workdir>/tb when installed
   config.workdir = "/tmp/jaxrl_llm_offline"
   return config
 
