@@ -4,6 +4,8 @@ Claims (each over >= 3 training seeds, one locally generated Hopper-v5 medium-re
   (a) IQL beats BC on clean data;
   (b) RIQL beats IQL under 30 % random corruption (scale 1.0) of rewards, and of dynamics
       (next observations), RIQL's protocol (Yang et al. 2023).
+A clean-data RIQL control and each agent's drop from clean to corrupted data are reported
+beside the claims.
 
   python experiments/offline_claims.py run --steps=20000     # trains, one run at a time
   python experiments/offline_claims.py report --steps=20000  # docs/results/*.json + PNG
@@ -33,13 +35,19 @@ DATASET = "jaxrl/hopper/medium-replay-v0"
 RUNS = [
     ("clean", "BC", "configs/offline/bc_hopper.py", None),
     ("clean", "IQL", "configs/offline/iql_hopper.py", None),
+    # Control: RIQL (its hopper/random/dynamics σ, α, K) on clean data, to separate
+    # robustness to corruption from RIQL simply doing better on this data.
+    ("clean", "RIQL", "configs/offline/riql_hopper.py:dynamics", None),
     ("rewards", "IQL", "configs/offline/iql_hopper.py", "rewards"),
     ("rewards", "RIQL", "configs/offline/riql_hopper.py:rewards", "rewards"),
     ("dynamics", "IQL", "configs/offline/iql_hopper.py", "dynamics"),
     ("dynamics", "RIQL", "configs/offline/riql_hopper.py:dynamics", "dynamics"),
 ]
-# (setting, candidate, baseline) for each claim.
-CLAIMS = [("clean", "IQL", "BC"), ("rewards", "RIQL", "IQL"), ("dynamics", "RIQL", "IQL")]
+# (setting, candidate, baseline) for each claim, then the clean-data control.
+CLAIMS = [("clean", "IQL", "BC"), ("rewards", "RIQL", "IQL"), ("dynamics", "RIQL", "IQL"),
+          ("clean", "RIQL", "IQL")]
+# (agent, corrupted setting): how much each corruption costs the agent vs clean data.
+DEGRADATION = [("IQL", "rewards"), ("IQL", "dynamics"), ("RIQL", "rewards"), ("RIQL", "dynamics")]
 
 
 def workdir(root, setting, agent, seed):
@@ -59,7 +67,9 @@ def command(args, setting, agent, config, field, seed):
          "--config.checkpoint_interval=0",
          "--config.progress_bar=False",
          f"--config.workdir={workdir(args.root, setting, agent, seed)}"]
-  if field is not None:
+  if field is None:
+    cmd += ["--config.corruption.fields=()"]  # a recipe's default corruption is switched off
+  else:
     cmd += ["--config.corruption.mode=random", f"--config.corruption.fields=('{field}',)",
             "--config.corruption.rate=0.3", "--config.corruption.scale=1.0",
             f"--config.corruption.seed={seed}"]
@@ -131,6 +141,18 @@ def report(args):
                             "n_candidate": len(x), "n_baseline": len(y),
                             "p_improvement": float(point), "p_improvement_ci95": [float(ci[0]), float(ci[1])],
                             "mean_difference": float(x.mean() - y.mean())})
+  table["degradation"] = []
+  for agent, setting in DEGRADATION:
+    if ("clean", agent) not in groups or (setting, agent) not in groups:
+      continue
+    clean = np.asarray([[r["d4rl_score"]] for r in groups[("clean", agent)]])
+    corrupted = np.asarray([[r["d4rl_score"]] for r in groups[(setting, agent)]])
+    point, ci = stats.probability_of_improvement_ci(clean, corrupted, reps=args.reps, seed=0)
+    table["degradation"].append({
+        "agent": agent, "setting": setting, "clean_mean": float(clean.mean()),
+        "corrupted_mean": float(corrupted.mean()),
+        "drop": float(clean.mean() - corrupted.mean()),
+        "p_clean_better": float(point), "p_clean_better_ci95": [float(ci[0]), float(ci[1])]})
   path = os.path.join(args.out, f"{args.tag}.json")
   with open(path, "w", encoding="utf-8") as f:
     json.dump(table, f, indent=2)
@@ -189,6 +211,14 @@ def print_markdown(table):
     lo, hi = c["p_improvement_ci95"]
     print(f"| {c['candidate']} > {c['baseline']} ({c['setting']}) | {c['p_improvement']:.2f} "
           f"[{lo:.2f}, {hi:.2f}] | {c['mean_difference']:+.1f} | |")
+  if table.get("degradation"):
+    print()
+    print("| agent | corruption | clean mean | corrupted mean | drop | P(clean > corrupted) [95% CI] |")
+    print("|---|---|---|---|---|---|")
+    for d in table["degradation"]:
+      lo, hi = d["p_clean_better_ci95"]
+      print(f"| {d['agent']} | {d['setting']} | {d['clean_mean']:.1f} | {d['corrupted_mean']:.1f} | "
+            f"{d['drop']:+.1f} | {d['p_clean_better']:.2f} [{lo:.2f}, {hi:.2f}] |")
 
 
 def main():
