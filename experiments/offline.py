@@ -308,8 +308,10 @@ def run(config):
       key, _ = jax.random.split(key)
   # JSONL always, TensorBoard too when it is installed (jaxrl_llm.training.metrics).
   writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard)
+  # Drop lines logged after the checkpoint (all of them on a fresh start), so the
+  # file holds each step of this run once.
+  writer.truncate_after(step)
   if resume_step is not None:
-    writer.truncate_after(step)  # drop lines logged after the checkpoint
     rows = metrics_lib.read_metrics(writer.path)
     train_rows = [r for r in rows if any(k.startswith("train/") for k in r)]
     eval_rows = [r for r in rows if any(k.startswith("eval/") for k in r)]
