@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels_pallas import _online
+from kernels_pallas import _vma
 from kernels_pallas import reference as reference_lib
 from kernels_pallas import xla as xla_lib
 
@@ -104,6 +105,9 @@ def _fused_stats_bwd(cfg, residuals, cotangent):
   _, backward = _backend_fns(cfg.impl)
   d_hidden, d_weight = backward(hidden, weight, targets, ref_hidden, ref_weight,
                                 _rows(stats, cotangent, cfg.kl_mode), **_kwargs(cfg))
+  # Inside shard_map, partial gradients from other shards are summed (vocab-parallel use).
+  d_hidden = _vma.sum_to_primal(d_hidden, hidden)
+  d_weight = _vma.sum_to_primal(d_weight, weight)
   # Integer targets and the frozen reference model get no cotangent.
   return d_hidden, d_weight, None, None, None
 
@@ -183,8 +187,8 @@ def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
     hidden: ``[T, D]`` final hidden states (f32/bf16; accumulation is f32, or f64
       for f64 inputs). Its dtype is the compute dtype: weight tiles are cast to it.
     weight: ``[D, V]`` vocabulary head (the transposed embedding when tied).
-    targets: ``[T]`` int token ids in ``[0, V)`` (an id outside that range matches no
-      column: its log-prob is ``-logsumexp``, not an error).
+    targets: ``[T]`` int token ids in ``[0, V)``. Values are not checked (they are
+      traced); an id outside that range gives an undefined result (NaN for ids >= V).
     temperature: positive Python float ``tau``.
     ref_hidden: ``[T, D_ref]`` reference-model hidden states; defaults to ``hidden``.
     ref_weight: ``[D_ref, V]`` reference head; defaults to ``weight``.

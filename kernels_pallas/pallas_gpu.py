@@ -21,6 +21,7 @@ from jax.experimental.pallas import triton as pltriton
 
 from kernels_pallas import _online
 from kernels_pallas import _padding
+from kernels_pallas import _vma
 
 DEFAULT_BLOCK_T = 32  # untuned: no GPU was available to tune on
 DEFAULT_BLOCK_V = 128
@@ -117,6 +118,7 @@ def gpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
                 want_entropy: bool, kl_mode: Optional[str], block_t: int = DEFAULT_BLOCK_T,
                 block_v: int = DEFAULT_BLOCK_V, interpret: bool = False) -> jax.Array:
   """``[T, NUM_STATS]`` per-token statistics (see ``_online``)."""
+  vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight)  # shard_map types
   t = hidden.shape[0]
   v = weight.shape[1]
   acc = _online.accumulator_dtype(hidden.dtype)
@@ -138,7 +140,7 @@ def gpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
                              want_entropy=want_entropy, kl_mode=kl_mode, acc=acc)
   packed = pl.pallas_call(
       kernel,
-      out_shape=jax.ShapeDtypeStruct((t_pad, ROW_WIDTH), acc),
+      out_shape=_vma.shape_dtype_struct((t_pad, ROW_WIDTH), acc, *vma_inputs),
       grid=(t_pad // bt,),
       in_specs=in_specs,
       out_specs=pl.BlockSpec((bt, ROW_WIDTH), lambda i: (i, 0)),
@@ -195,6 +197,7 @@ def gpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
                  block_t: int = DEFAULT_BLOCK_T, block_v: int = DEFAULT_BLOCK_V,
                  interpret: bool = False) -> tuple[jax.Array, jax.Array]:
   """``(d hidden, d weight)`` from packed per-row stats + cotangent coefficients."""
+  vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight, rows)  # shard_map types
   t, d_orig = hidden.shape
   v = weight.shape[1]
   acc = _online.accumulator_dtype(hidden.dtype)
@@ -219,7 +222,7 @@ def gpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
     by_token += [pl.BlockSpec((bt, ref_hidden.shape[1]), lambda i: (i, 0)), whole(ref_weight)]
   d_hidden = pl.pallas_call(
       functools.partial(_hidden_grad_kernel, num_v_blocks=nv, **common),
-      out_shape=jax.ShapeDtypeStruct((t_pad, d), hidden.dtype),
+      out_shape=_vma.shape_dtype_struct((t_pad, d), hidden.dtype, *vma_inputs),
       grid=(nt,), in_specs=by_token,
       out_specs=pl.BlockSpec((bt, d), lambda i: (i, 0)),
       compiler_params=_compiler_params(), interpret=interpret,
@@ -227,7 +230,7 @@ def gpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
   )(*args)
   d_weight = pl.pallas_call(
       functools.partial(_weight_grad_kernel, bt=bt, num_t_blocks=nt, **common),
-      out_shape=jax.ShapeDtypeStruct((d, v), weight.dtype),
+      out_shape=_vma.shape_dtype_struct((d, v), weight.dtype, *vma_inputs),
       grid=(nv,), in_specs=[whole(a) for a in args],
       out_specs=pl.BlockSpec((d, v), lambda j: (0, 0)),
       compiler_params=_compiler_params(), interpret=interpret,

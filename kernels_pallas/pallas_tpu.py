@@ -21,6 +21,7 @@ from jax.experimental.pallas import tpu as pltpu
 
 from kernels_pallas import _online
 from kernels_pallas import _padding
+from kernels_pallas import _vma
 
 DEFAULT_BLOCK_T = 256
 DEFAULT_BLOCK_V = 512
@@ -81,6 +82,7 @@ def tpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
                 want_entropy: bool, kl_mode: Optional[str], block_t: int = DEFAULT_BLOCK_T,
                 block_v: int = DEFAULT_BLOCK_V, interpret: bool = False) -> jax.Array:
   """``[T, NUM_STATS]`` per-token statistics (see ``_online``)."""
+  vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight)  # shard_map types
   t, d = hidden.shape
   v = weight.shape[1]
   acc = _online.accumulator_dtype(hidden.dtype)
@@ -101,7 +103,7 @@ def tpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
                              kl_mode=kl_mode, acc=acc)
   packed = pl.pallas_call(
       kernel,
-      out_shape=jax.ShapeDtypeStruct((t_pad, LANES), acc),
+      out_shape=_vma.shape_dtype_struct((t_pad, LANES), acc, *vma_inputs),
       grid=(t_pad // bt, _padding.cdiv(v, bv)),
       in_specs=in_specs,
       out_specs=pl.BlockSpec((bt, LANES), lambda i, j: (i, 0)),
@@ -159,6 +161,7 @@ def tpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
                  block_t: int = DEFAULT_BLOCK_T, block_v: int = DEFAULT_BLOCK_V,
                  interpret: bool = False) -> tuple[jax.Array, jax.Array]:
   """``(d hidden, d weight)`` from packed per-row stats + cotangent coefficients."""
+  vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight, rows)  # shard_map types
   t, d = hidden.shape
   v = weight.shape[1]
   acc = _online.accumulator_dtype(hidden.dtype)
@@ -187,7 +190,7 @@ def tpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
   params = pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary"))
   d_hidden = pl.pallas_call(
       functools.partial(_backward_kernel, wrt="hidden", **common),
-      out_shape=jax.ShapeDtypeStruct((t_pad, d), hidden.dtype),
+      out_shape=_vma.shape_dtype_struct((t_pad, d), hidden.dtype, *vma_inputs),
       grid=(nt, nv),
       in_specs=specs(lambda i, j: i, lambda i, j: j),
       out_specs=pl.BlockSpec((bt, d), lambda i, j: (i, 0)),
@@ -196,7 +199,7 @@ def tpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
   )(*args)
   d_weight = pl.pallas_call(
       functools.partial(_backward_kernel, wrt="weight", **common),
-      out_shape=jax.ShapeDtypeStruct((d, v), weight.dtype),
+      out_shape=_vma.shape_dtype_struct((d, v), weight.dtype, *vma_inputs),
       grid=(nv, nt),
       in_specs=specs(lambda j, i: i, lambda j, i: j),
       out_specs=pl.BlockSpec((d, bv), lambda j, i: (0, j)),

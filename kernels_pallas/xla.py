@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from kernels_pallas import _online
+from kernels_pallas import _vma
 
 # Default tile: about 2**24 logits (64 MiB in f32), so block_v = 2**24 / T rounded
 # down to a power of two in [512, 8192]: big matmuls, temporaries ~ 4 tiles.
@@ -71,6 +72,7 @@ def xla_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
     return _online.online_update(state, z, b, valid, None)
 
   state = _online.init_state(t, acc, want_entropy=want_entropy, kl_mode=kl_mode)
+  state = _vma.varying_like(state, hidden, weight, targets, ref_hidden, ref_weight)
   state = jax.lax.fori_loop(0, num_blocks, body, state)
   state["y"] = _target_logits(hidden, weight, targets, inv_temperature)
   if kl_mode is not None:
@@ -107,7 +109,8 @@ def xla_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
   # [D, T] once, so dW tiles are plain (NN) matmuls: XLA:CPU's fast dot path skips
   # contractions over the leading dim of both operands.
   hidden_t = hidden.T
-  init = (jnp.zeros(hidden.shape, acc), jnp.zeros(weight.shape, weight.dtype))
+  init = _vma.varying_like((jnp.zeros(hidden.shape, acc), jnp.zeros(weight.shape, weight.dtype)),
+                       hidden, weight, targets, ref_hidden, ref_weight, rows)
   d_hidden, d_weight = jax.lax.fori_loop(0, num_blocks, body, init)
   # The c1 * onehot part of dz: dh_t += c1_t W[:, y_t],  dW[:, y_t] += c1_t h_t.
   c1 = _online.column(rows, _online.C1).astype(acc) * inv_temperature  # [T, 1]
