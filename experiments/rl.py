@@ -63,7 +63,7 @@ def validate(c):
   setup.build_reward_fn(c.task)
 
 
-def make_step(c, config, optimizer):
+def make_step(c, config, optimizer, mesh=None):
   r = c.rl
   tis = None
   if r.tis_cap:
@@ -74,7 +74,7 @@ def make_step(c, config, optimizer):
       advantage_kwargs=setup._dict(r.advantage_kwargs), kl=r.kl or None, kl_coef=r.kl_coef,
       entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
       gamma=r.gamma, lam=r.lam, tis=tis, temperature=c.sampling.temperature,
-      num_micro_batches=r.num_micro_batches)
+      num_micro_batches=r.num_micro_batches, mesh=mesh)
 
 
 def run(c) -> dict:
@@ -94,7 +94,7 @@ def run(c) -> dict:
   optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)
   value_params = training.init_value_head(config.hidden_size) if r.advantage == "gae" else None
   state = training.init_train_state(params, optimizer, value_params)
-  step_fns = make_step(c, config, optimizer)
+  step_fns = make_step(c, config, optimizer, mesh)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
   start, state, position, writer, ckpt = setup.open_run(c, state)

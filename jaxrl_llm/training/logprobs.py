@@ -30,22 +30,47 @@ class TokenLogprobs(NamedTuple):
   hidden: jax.Array
 
 
+def _vocab_parallel_axes(mesh, vocab_size: int, num_tokens: int, vocab_axis: str):
+  """``(vocab axis, token axes)`` when ``mesh`` splits the vocabulary, else None.
+
+  Tokens are split over the batch axes of the training layout (``data``,
+  ``fsdp``) when their count divides, else kept whole on every device.
+  """
+  if mesh is None or mesh.shape.get(vocab_axis, 1) <= 1 or vocab_size % mesh.shape[vocab_axis]:
+    return None
+  token_axes = tuple(a for a in ("data", "fsdp") if mesh.shape.get(a, 1) > 1)
+  shards = 1
+  for a in token_axes:
+    shards *= mesh.shape[a]
+  return vocab_axis, (token_axes if token_axes and num_tokens % shards == 0 else None)
+
+
 def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
                       attention_mask: jax.Array, *, temperature: float = 1.0,
-                      want_entropy: bool = False, impl: str = "auto") -> TokenLogprobs:
+                      want_entropy: bool = False, impl: str = "auto", mesh=None,
+                      vocab_axis: str = "tensor") -> TokenLogprobs:
   """``log softmax(h_t W / tau)[y_{t+1}]`` for every position of a left-padded batch.
 
   Positions come from ``cumsum(attention_mask) - 1`` (left padding is skipped),
   exactly as the sampler assigns them, so trainer and sampler log-probs agree.
+  With a ``mesh`` whose ``vocab_axis`` splits the vocabulary, the head stays split:
+  `kernels_pallas.fused_logprobs_vocab_sharded` combines per-shard statistics
+  instead of gathering ``W`` onto every device.
   """
   chex.assert_rank([tokens, attention_mask], 2)
   chex.assert_equal_shape([tokens, attention_mask])
   b, t = tokens.shape
   hidden = models.hidden_states(config, params, tokens, attention_mask)[:, :-1]
   weight = models.unembed_weight(config, params)
-  out = kernels_pallas.fused_logprobs(
-      hidden.reshape(b * (t - 1), -1), weight.astype(hidden.dtype),
-      tokens[:, 1:].reshape(-1), temperature=temperature, want_entropy=want_entropy, impl=impl)
+  args = (hidden.reshape(b * (t - 1), -1), weight.astype(hidden.dtype),
+          tokens[:, 1:].reshape(-1))
+  kwargs = dict(temperature=temperature, want_entropy=want_entropy, impl=impl)
+  axes = _vocab_parallel_axes(mesh, weight.shape[1], b * (t - 1), vocab_axis)
+  if axes is None:
+    out = kernels_pallas.fused_logprobs(*args, **kwargs)
+  else:
+    out = kernels_pallas.fused_logprobs_vocab_sharded(
+        *args, mesh=mesh, vocab_axis=axes[0], token_axes=axes[1], **kwargs)
   entropy = None if out.entropy is None else out.entropy.reshape(b, t - 1)
   return TokenLogprobs(out.logprobs.reshape(b, t - 1), entropy, hidden)
 
@@ -53,7 +78,8 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
 def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.Array,
                         prompt_mask: jax.Array, completion_tokens: jax.Array,
                         completion_mask: jax.Array, *, temperature: float = 1.0,
-                        want_entropy: bool = False, impl: str = "auto") -> TokenLogprobs:
+                        want_entropy: bool = False, impl: str = "auto", mesh=None,
+                        vocab_axis: str = "tensor") -> TokenLogprobs:
   """Log-probs ``[B, N]`` of the completion tokens after left-padded prompts ``[B, P]``.
 
   The sequence is ``prompt ++ completion``; the completion's token ``n`` is
@@ -68,7 +94,8 @@ def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.A
   tokens = jnp.concatenate([prompt_tokens, completion_tokens], axis=1)
   mask = jnp.concatenate([prompt_mask.astype(bool), completion_mask.astype(bool)], axis=1)
   out = sequence_logprobs(config, params, tokens, mask, temperature=temperature,
-                          want_entropy=want_entropy, impl=impl)
+                          want_entropy=want_entropy, impl=impl, mesh=mesh,
+                          vocab_axis=vocab_axis)
   sl = slice(p - 1, None)
   return TokenLogprobs(out.logprobs[:, sl], None if out.entropy is None else out.entropy[:, sl],
                        out.hidden[:, sl])

@@ -72,7 +72,7 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
                  value_coef: float = 0.5, value_clip: Optional[float] = 0.2,
                  gamma: float = 1.0, lam: float = 1.0, tis: Optional[dict] = None,
                  temperature: float = 1.0, num_micro_batches: int = 1,
-                 logprob_impl: str = "auto") -> RLStep:
+                 logprob_impl: str = "auto", mesh=None) -> RLStep:
   """Builds the pure RL prepare/update functions.
 
   The minimised objective per optimiser step is
@@ -100,6 +100,8 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     temperature: the sampling temperature (log-probs are taken at it).
     num_micro_batches: gradient accumulation chunks per optimiser step.
     logprob_impl: backend of the fused log-prob kernel.
+    mesh: the training mesh; when its ``tensor`` axis splits the vocabulary the
+      log-probs are computed vocab-parallel (see ``training.sequence_logprobs``).
   """
   pg_fn = losses.get_policy_loss(loss)
   loss_kwargs = dict(loss_kwargs or {})
@@ -122,7 +124,7 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     return completion_logprobs(config, params, b["prompt_tokens"], b["prompt_mask"],
                                b["completion_tokens"], b["completion_mask"],
                                temperature=temperature, want_entropy=want_entropy,
-                               impl=logprob_impl)
+                               impl=logprob_impl, mesh=mesh)
 
   def prepare(params, value_params, ref_params, batch):
     _check_batch(batch, RL_BATCH_KEYS)

@@ -22,17 +22,21 @@ def _check_batch(batch, keys):
 
 
 def make_sft_step(config: models.ModelConfig, optimizer: optax.GradientTransformation, *,
-                  num_micro_batches: int = 1, logprob_impl: str = "auto") -> Callable:
+                  num_micro_batches: int = 1, logprob_impl: str = "auto",
+                  mesh=None) -> Callable:
   """``step(state, batch) -> (state, metrics)`` minimising the token-mean NLL.
 
   ``batch``: ``tokens [B, T]`` (left-padded), ``attention_mask [B, T]``,
   ``loss_mask [B, T]`` (1 on the tokens to learn, e.g. the answer). The loss is
 
       L = - sum_{b,t} m_{b,t+1} log pi(x_{b,t+1} | x_{b,<=t}) / sum m_{b,t+1}
+
+  ``mesh``: the training mesh, for vocab-parallel log-probs (``sequence_logprobs``).
   """
 
   def terms_fn(params, mb):
-    out = sequence_logprobs(config, params, mb["tokens"], mb["attention_mask"], impl=logprob_impl)
+    out = sequence_logprobs(config, params, mb["tokens"], mb["attention_mask"], impl=logprob_impl,
+                            mesh=mesh)
     m = mb["loss_mask"][:, 1:].astype(jnp.float32)
     return {"nll": masked_sum(-out.logprobs, m)}, {}
 

@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+import kernels_pallas
 from jaxrl_llm import models, sharding, training
 
 VOCAB = 16
@@ -165,7 +166,8 @@ def test_ppo_gae_value_head_learns_the_return(setup):
   assert float(jnp.abs(state.value_params["w"]).sum()) > 0
 
 
-def test_sharded_rl_step_equals_single_device(setup):
+@pytest.mark.parametrize("vocab_parallel", [False, True])
+def test_sharded_rl_step_equals_single_device(setup, vocab_parallel, monkeypatch):
   config, params = setup
   assert jax.device_count() >= 8, "tests/conftest.py should give 8 fake CPU devices"
   batch = rl_batch(7)
@@ -173,8 +175,15 @@ def test_sharded_rl_step_equals_single_device(setup):
   # reduction-order noise in near-zero gradients shows up as ~lr * noise/eps; a
   # realistic lr keeps it well under the 1e-5 tolerance.
   opt = training.make_optimizer(1e-3, max_grad_norm=1.0)
-  step = training.make_rl_step(config, opt, group_size=2, loss="ppo", advantage="grpo",
-                               kl="k3", kl_coef=0.05, num_micro_batches=2)
+  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  make = lambda m: training.make_rl_step(config, opt, group_size=2, loss="ppo",
+                                         advantage="grpo", kl="k3", kl_coef=0.05,
+                                         num_micro_batches=2, mesh=m)
+  vocab_sharded_calls = []
+  original = kernels_pallas.fused_logprobs_vocab_sharded
+  monkeypatch.setattr(kernels_pallas, "fused_logprobs_vocab_sharded",
+                      lambda *a, **k: vocab_sharded_calls.append(k) or original(*a, **k))
+  step = make(None)
 
   def run(state, ref, b):
     prepared, _ = jax.jit(step.prepare)(state.params, state.value_params, ref, b)
@@ -184,12 +193,17 @@ def test_sharded_rl_step_equals_single_device(setup):
     return state, metrics
 
   single, m_single = run(training.init_train_state(params, opt), params, batch)
-  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  # With the mesh, the head stays split over "tensor" (vocab-parallel log-probs).
+  step = make(mesh if vocab_parallel else None)
   with jax.set_mesh(mesh):
     sp = sharding.shard_params(params, config, mesh)
     ss = training.init_train_state(sp, opt)
     sharded, m_sharded = run(ss, sp, sharding.shard_batch(batch, mesh))
   assert len(sharded.params["embedding"].sharding.device_set) == 8
+  assert bool(vocab_sharded_calls) == vocab_parallel
+  if vocab_parallel:
+    assert all(k["vocab_axis"] == "tensor" and k["token_axes"] == ("data", "fsdp")
+               for k in vocab_sharded_calls), vocab_sharded_calls
   np.testing.assert_allclose(float(m_single["loss"]), float(m_sharded["loss"]), atol=1e-5)
   jax.tree.map(lambda a, c: np.testing.assert_allclose(np.asarray(a), np.asarray(c), atol=1e-5),
                single.params, sharded.params)
