@@ -93,10 +93,13 @@ def main():
   parser.add_argument("--batch", type=int, default=256)
   parser.add_argument("--obs-dim", type=int, default=11)
   parser.add_argument("--act-dim", type=int, default=3)
+  parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256],
+                      help="MLP widths (the issue's setting is 256 256)")
   args = parser.parse_args()
 
   agent = agents.get("iql")
   config = agent.get_config()
+  config.hidden_dims = tuple(args.hidden)
   hidden = tuple(config.hidden_dims)
   data = synthetic_dataset(100_000, args.obs_dim, args.act_dim)
   state = agent.init(jax.random.key(0), data, config)
