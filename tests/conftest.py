@@ -52,3 +52,30 @@ def hf_checkpoints(tmp_path_factory):
     build_hf_model(family).save_pretrained(path)
     out[family] = str(path)
   return out
+
+
+@pytest.fixture
+def run_on_8_devices():
+  """`run(script, ok_marker)`: executes `script` with 8 fake CPU devices.
+
+  In this process when jax already has them (tests/conftest.py's flag), else in a
+  subprocess (jax was initialised with fewer devices); the subprocess must print
+  `ok_marker`.
+  """
+  import subprocess
+  import sys
+
+  import jax
+
+  def run(script: str, ok_marker: str, name: str = "8_device_script"):
+    if jax.device_count() >= 8:
+      exec(compile(script, name, "exec"), {})
+      return
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and ok_marker in result.stdout, result.stderr[-3000:]
+
+  return run

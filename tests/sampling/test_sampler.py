@@ -1,8 +1,5 @@
 """generate(): greedy vs transformers, log-probs vs a fresh forward, prefill sharing, errors."""
 
-import os
-import subprocess
-import sys
 import tempfile
 
 import jax
@@ -253,14 +250,5 @@ print("MESH_OK")
 """
 
 
-def test_generate_under_sampling_mesh():
-  if jax.device_count() >= 8:
-    exec(compile(_MESH_SCRIPT, "mesh_script", "exec"), {})
-    return
-  # jax is already initialised with fewer devices: run on 8 fake CPU devices in a subprocess.
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  result = subprocess.run([sys.executable, "-c", _MESH_SCRIPT], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0 and "MESH_OK" in result.stdout, result.stderr[-3000:]
+def test_generate_under_sampling_mesh(run_on_8_devices):
+  run_on_8_devices(_MESH_SCRIPT, "MESH_OK", "mesh_script")

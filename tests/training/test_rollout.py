@@ -1,12 +1,6 @@
 """training.rollout: rollouts and greedy evaluation sampled under a device mesh
 equal the unsharded ones (8 fake CPU devices; a subprocess when this process has fewer)."""
 
-import os
-import subprocess
-import sys
-
-import jax
-
 _SCRIPT = r"""
 import dataclasses, jax, numpy as np
 from jaxrl_llm import models, sharding
@@ -47,13 +41,5 @@ print("ROLLOUT_MESH_OK")
 """
 
 
-def test_rollouts_under_a_mesh_equal_unsharded():
-  if jax.device_count() >= 8:
-    exec(compile(_SCRIPT, "rollout_mesh_script", "exec"), {})
-    return
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  result = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0 and "ROLLOUT_MESH_OK" in result.stdout, result.stderr[-3000:]
+def test_rollouts_under_a_mesh_equal_unsharded(run_on_8_devices):
+  run_on_8_devices(_SCRIPT, "ROLLOUT_MESH_OK", "rollout_mesh_script")
