@@ -18,6 +18,7 @@ def get_config():
   c.steps = 1200
   c.batch_size = 64
   c.num_micro_batches = 1
+  c.mesh = ()  # e.g. (data, fsdp, tensor) = (1, -1, 1); empty: one device
   c.max_length = 16
   c.max_new_tokens = 8
   # Fraction of demonstrations written as "46=46" instead of "46" (imperfect

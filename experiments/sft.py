@@ -20,7 +20,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
-from jaxrl_llm import data, models, training  # noqa: E402
+from jaxrl_llm import data, models, sharding, training  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
 
 
@@ -66,17 +66,20 @@ def run(c) -> dict:
   eval_set = setup.eval_examples(c.task, c.eval_size)
   reward_fn = setup.build_reward_fn(c.task)
   stops = setup.stop_tokens(config, tokenizer)
+  mesh = sharding.make_mesh(*c.mesh) if c.get("mesh") else None
+  if mesh is not None:
+    params = sharding.shard_params(params, config, mesh)
   optimizer = setup.build_optimizer(c.optim, c.steps)
   state = training.init_train_state(params, optimizer)
   step_fn = jax.jit(training.make_sft_step(config, optimizer,
-                                           num_micro_batches=c.num_micro_batches),
+                                           num_micro_batches=c.num_micro_batches, mesh=mesh),
                     donate_argnums=0)
   start, state, position, writer, ckpt = setup.open_run(c, state)
 
   def evaluate(step):
     ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,
                           max_new_tokens=c.max_new_tokens, stop_tokens=stops,
-                          add_bos=c.task.add_bos)
+                          add_bos=c.task.add_bos, mesh=mesh)
     writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
     return ev["accuracy"]
 
@@ -90,6 +93,8 @@ def run(c) -> dict:
     if c.echo_fraction:  # imperfect demonstrations, drawn per step (resume-safe)
       echo = np.random.default_rng([c.seed, step]).random(len(examples)) < c.echo_fraction
     batch = sft_batch(tokenizer, examples, c.max_length, c.task.add_bos, echo)
+    if mesh is not None:
+      batch = sharding.shard_batch(batch, mesh)
     state, m = step_fn(state, batch)
     m = metrics_lib.to_floats(m)
     metrics_lib.check_finite(m, step + 1)

@@ -174,3 +174,23 @@ def test_grpo_qwen_gsm8k_runs_on_tiny_checkpoint_and_jsonl(tmp_path):
   assert 0.0 <= summary["eval/accuracy"] <= 1.0
   cfg, _ = models.load_hf(os.path.join(c.workdir, "hf"))
   assert cfg.family == config.family and cfg.vocab_size == config.vocab_size
+
+
+def test_sft_on_a_2x2x2_mesh_matches_one_device(tmp_path, monkeypatch):
+  import kernels_pallas
+
+  vocab_sharded = []
+  original = kernels_pallas.fused_logprobs_vocab_sharded
+  monkeypatch.setattr(kernels_pallas, "fused_logprobs_vocab_sharded",
+                      lambda *a, **k: vocab_sharded.append(k) or original(*a, **k))
+  runs = {}
+  for name, mesh in (("single", ()), ("mesh", (2, 2, 2))):
+    c = _helpers.tiny_sft_config(tmp_path / name, steps=3, mesh=mesh, export_hf=False,
+                                 eval_every=3)
+    summary = sft.run(c)
+    lines = _metric_lines(os.path.join(c.workdir, "metrics.jsonl"))
+    runs[name] = ([r["train/loss"] for r in lines if "train/loss" in r], summary)
+  assert len(runs["mesh"][0]) == 3
+  np.testing.assert_allclose(runs["mesh"][0], runs["single"][0], rtol=1e-4)
+  assert runs["mesh"][1]["eval/accuracy"] == runs["single"][1]["eval/accuracy"]
+  assert vocab_sharded, "the tensor axis should take the vocab-parallel log-prob path"
