@@ -86,9 +86,7 @@ def run(c) -> dict:
   eval_set = setup.eval_examples(c.task, c.eval_size)
   reward_fn = setup.build_reward_fn(c.task)
   stops = setup.stop_tokens(config, tokenizer)
-  mesh = sharding.make_mesh(*c.mesh) if c.get("mesh") else None
-  if mesh is not None:
-    params = sharding.shard_params(params, config, mesh)
+  mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
   # A separate copy: the update donates (reuses) the policy's buffers.
   ref_params = jax.tree.map(jnp.copy, params) if r.kl else None
   optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)

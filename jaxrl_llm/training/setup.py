@@ -9,7 +9,7 @@ from typing import Any
 
 import jax
 
-from jaxrl_llm import data, models, rewards
+from jaxrl_llm import data, models, rewards, sharding
 from jaxrl_llm.training.optim import make_optimizer
 
 TASKS = ("arithmetic", "countdown", "jsonl")
@@ -55,6 +55,15 @@ def build_model(model_cfg, init_from: str, seed: int):
                              pad_token_id=tokenizer.pad_id, **_dict(model_cfg.get("overrides")))
   params = models.init_params(config, jax.random.key(seed))
   return config, params, tokenizer, None
+
+
+def shard_on_mesh(mesh_shape, config, params):
+  """``(mesh, params)``: the ``(data, fsdp, tensor)`` mesh of ``mesh_shape`` with the
+  params sharded on it by the training rules, or ``(None, params)`` when it is empty."""
+  if not mesh_shape:
+    return None, params
+  mesh = sharding.make_mesh(*mesh_shape)
+  return mesh, sharding.shard_params(params, config, mesh)
 
 
 def build_task(task_cfg, split: str):
