@@ -1,4 +1,4 @@
-"""Evaluation utilities: pass@k / maj@k (more, e.g. aggregate statistics, to come)."""
+"""Evaluation utilities: pass@k / maj@k, and rliable-style aggregate statistics and plots (`stats`)."""
 
 from jaxrl_llm.evaluation.passk import maj_at_k, majority_vote, pass_at_k
 from jaxrl_llm.evaluation import stats  # rliable-style aggregate statistics and plots

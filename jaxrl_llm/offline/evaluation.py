@@ -16,16 +16,11 @@ from typing import Any, Callable, Dict, Optional
 import jax
 import numpy as np
 
-__all__ = ["evaluate_policy", "normalize_score"]
+from jaxrl_llm.offline.datasets import normalized_score
+
+__all__ = ["evaluate_policy"]
 
 ActFn = Callable[[np.ndarray, jax.Array], Any]  # (obs [B, obs_dim], key) -> actions [B, act_dim]
-
-
-def normalize_score(returns, ref_min: float, ref_max: float) -> np.ndarray:
-  """`100 * (R - ref_min) / (ref_max - ref_min)`."""
-  if ref_max == ref_min:
-    raise ValueError("normalize_score: `ref_max` equals `ref_min`.")
-  return 100.0 * (np.asarray(returns, np.float64) - ref_min) / (ref_max - ref_min)
 
 
 def evaluate_policy(act: ActFn, env_id: str, num_episodes: int = 10, *, seed: int = 0,
@@ -90,6 +85,6 @@ def evaluate_policy(act: ActFn, env_id: str, num_episodes: int = 10, *, seed: in
       e.close()
   out: Dict[str, Any] = dict(returns=returns, lengths=lengths, return_mean=float(returns.mean()))
   if ref_min is not None:
-    out["normalized"] = normalize_score(returns, ref_min, ref_max)
+    out["normalized"] = normalized_score(returns, ref_min, ref_max)
     out["normalized_mean"] = float(out["normalized"].mean())
   return out

@@ -201,6 +201,12 @@ def q_values(state: IQLState, observations: jax.Array,
   return critic.apply(state.critic_params, observations, actions)
 
 
+def values(state: IQLState, observations: jax.Array) -> jax.Array:
+  """State values V(s), [N]: the expectile of Q(s, ·) under the data's actions."""
+  _, _, value = _networks(state.config)
+  return value.apply(state.value_params, observations)
+
+
 @functools.partial(jax.jit, static_argnames=("deterministic",))
 def _act(state, observations, key, deterministic):
   cfg = state.config

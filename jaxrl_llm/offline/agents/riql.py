@@ -273,6 +273,12 @@ def q_values(state: RIQLState, observations: jax.Array,
                       actions)
 
 
+def values(state: RIQLState, observations: jax.Array) -> jax.Array:
+  """State values V(norm(s)) for raw observations, [N]."""
+  _, _, value = _networks(state.config)
+  return value.apply(state.value_params, _normalize(state, observations))
+
+
 @functools.partial(jax.jit, static_argnames=("deterministic",))
 def _act(state, observations, key, deterministic):
   cfg = state.config

@@ -254,6 +254,26 @@ def test_q_values_match_numpy_forward_and_differentiate(stepped, name):
   assert grad.shape == obs.shape and np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
+@pytest.mark.parametrize("name", ["iql", "riql"])
+def test_values_match_numpy_forward(stepped, name):
+  batch, out = stepped
+  state = out[name][1]
+  obs = np.asarray(batch.observations)
+  v = np.asarray(agents.get(name).values(state, obs))
+  assert v.shape == (BATCH,)
+  x = obs
+  if name == "riql":  # RIQL's value net sees normalised observations
+    x = (obs - np.asarray(state.obs_mean)) / np.asarray(state.obs_std)
+  mlp = state.value_params["params"]["MLP_0"]
+  assert "LayerNorm_0" not in mlp  # the default configs: plain ReLU MLP
+  dense = [mlp[f"Dense_{i}"] for i in range(len(mlp))]
+  for i, layer in enumerate(dense):
+    x = x @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"])
+    if i + 1 < len(dense):
+      x = np.maximum(x, 0.0)
+  np.testing.assert_allclose(v, x[:, 0], rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_agent_lists_known_names():
   with pytest.raises(ValueError, match="unknown agent 'cql'.*bc, iql, riql"):
     agents.get("cql")
