@@ -52,6 +52,10 @@ class SampleOutput(NamedTuple):
 
   tokens:            [R, N] int32, pad id after the end of each completion.
   logprobs:          [R, N] float32, log p_model(token) at temperature 1, 0 where ~mask.
+  temperature_logprobs: [R, N] float32, log softmax(z / T)[token] at the sampling
+                     temperature T, unfiltered (T = 1 when greedy), 0 where ~mask: what
+                     a trainer that takes log-probs at T (verl, TRL) recomputes, hence
+                     the sampler side of the sampler/trainer mismatch and of TIS.
   sampling_logprobs: [R, N] float32, log q(token) under the filtered, temperature-scaled
                      distribution it was drawn from (0 for greedy and forced tokens).
   mask:              [R, N] bool, completion tokens (up to and including the stop token).
@@ -63,6 +67,7 @@ class SampleOutput(NamedTuple):
 
   tokens: jax.Array
   logprobs: jax.Array
+  temperature_logprobs: jax.Array
   sampling_logprobs: jax.Array
   mask: jax.Array
   forced: jax.Array
@@ -121,6 +126,7 @@ class _LoopState(NamedTuple):
   done: jax.Array
   tokens: jax.Array
   logprobs: jax.Array
+  temperature_logprobs: jax.Array
   sampling_logprobs: jax.Array
   mask: jax.Array
 
@@ -156,8 +162,13 @@ def _decode(params, cache: DecodeCache, hidden, position, kv_mask, prefix, key, 
       is_forced = forced_token >= 0
       token = jnp.where(is_forced, forced_token, token)
       sampling_logprob = jnp.where(is_forced, 0.0, sampling_logprob)
-    logprob = (jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
-               - jax.nn.logsumexp(logits, axis=-1))
+    picked = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
+    logprob = picked - jax.nn.logsumexp(logits, axis=-1)
+    if sampling.greedy or sampling.temperature == 1.0:
+      temperature_logprob = logprob
+    else:
+      temperature_logprob = (picked / sampling.temperature
+                             - jax.nn.logsumexp(logits / sampling.temperature, axis=-1))
     live = ~s.done
     token = jnp.where(live, token, pad_id)
     put = lambda buf, val: jax.lax.dynamic_update_index_in_dim(buf, val, t, axis=1)
@@ -168,6 +179,8 @@ def _decode(params, cache: DecodeCache, hidden, position, kv_mask, prefix, key, 
         step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden,
         position=s.position + 1, done=done, tokens=put(s.tokens, token),
         logprobs=put(s.logprobs, jnp.where(live, logprob, 0.0)),
+        temperature_logprobs=put(s.temperature_logprobs,
+                                 jnp.where(live, temperature_logprob, 0.0)),
         sampling_logprobs=put(s.sampling_logprobs, jnp.where(live, sampling_logprob, 0.0)),
         mask=put(s.mask, live))
 
@@ -175,6 +188,7 @@ def _decode(params, cache: DecodeCache, hidden, position, kv_mask, prefix, key, 
   init = _LoopState(
       step=jnp.zeros((), jnp.int32), cache=cache, hidden=hidden, position=position, done=jnp.zeros((rows,), bool),
       tokens=jnp.full(shape, pad_id, jnp.int32), logprobs=jnp.zeros(shape, jnp.float32),
+      temperature_logprobs=jnp.zeros(shape, jnp.float32),
       sampling_logprobs=jnp.zeros(shape, jnp.float32), mask=jnp.zeros(shape, bool))
   return jax.lax.while_loop(cond, body, init)
 
@@ -305,6 +319,7 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
   lengths = jnp.sum(final.mask, axis=-1, dtype=jnp.int32)
   finish = jnp.where(final.done, FINISH_STOP, FINISH_LENGTH).astype(jnp.int32)
   out = SampleOutput(tokens=final.tokens, logprobs=final.logprobs,
+                     temperature_logprobs=final.temperature_logprobs,
                      sampling_logprobs=final.sampling_logprobs, mask=final.mask, forced=forced,
                      lengths=lengths, finish_reason=finish,
                      prompt_index=jnp.arange(rows, dtype=jnp.int32) // num_samples)

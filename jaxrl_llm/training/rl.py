@@ -12,7 +12,8 @@ Batch (a dict of arrays, rows ``g*G ... g*G + G - 1`` are one prompt's group):
 
   prompt_tokens [B, P], prompt_mask [B, P]            left-padded prompts
   completion_tokens [B, N], completion_mask [B, N]    sampled completions
-  sampler_logprobs [B, N]                             log-probs reported by the sampler
+  sampler_logprobs [B, N]                             the sampler's log-probs at the sampling
+                                                      temperature (SampleOutput.temperature_logprobs)
   rewards [B]                                         verifiable rewards (+ shaping)
 
 ``prepare`` adds ``old_logprobs``, ``ref_logprobs``, ``advantages [B, N]``,

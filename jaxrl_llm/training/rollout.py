@@ -86,7 +86,7 @@ def collect_rollouts(config, params, tokenizer, next_examples: Callable, reward_
       rows = slice(g * group_size, (g + 1) * group_size)
       groups.append(dict(prompt_tokens=pt[rows], prompt_mask=pm[rows],
                          completion_tokens=out.tokens[rows], completion_mask=out.mask[rows],
-                         sampler_logprobs=out.logprobs[rows], task_rewards=rewards[rows],
+                         sampler_logprobs=out.temperature_logprobs[rows], task_rewards=rewards[rows],
                          texts=texts[rows]))
     if dynamic_sampling:
       keep, _, _ = losses.dynamic_sampling_filter(rewards, group_size=group_size)

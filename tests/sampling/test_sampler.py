@@ -112,7 +112,12 @@ def test_logprobs_match_fresh_forward(llama):
   forced = np.asarray(out.forced)
   sample_lp = np.where(forced, 0.0, picked(_log_softmax(logits / temperature)))
   np.testing.assert_allclose(np.asarray(out.sampling_logprobs)[mask], sample_lp[mask], atol=1e-4)
+  # At temperature T, unfiltered, forced tokens included: what a trainer at T recomputes.
+  temperature_lp = picked(_log_softmax(logits / temperature))
+  np.testing.assert_allclose(np.asarray(out.temperature_logprobs)[mask], temperature_lp[mask],
+                             atol=1e-4)
   np.testing.assert_array_equal(np.asarray(out.logprobs)[~mask], 0.0)
+  np.testing.assert_array_equal(np.asarray(out.temperature_logprobs)[~mask], 0.0)
   # Forced prefixes are emitted as given and flagged, per prompt for all its samples.
   expected_forced = np.zeros((len(PROMPTS) * g, n), bool)
   expected_forced[:g, :2] = True
@@ -143,6 +148,8 @@ def test_logprobs_match_fresh_forward_qwen3():
   np.testing.assert_allclose(np.asarray(out.logprobs), model_lp, atol=1e-4)
   # Filters only remove mass, so log q >= log p at temperature 1, strictly when mass was cut.
   assert (np.asarray(out.sampling_logprobs) >= np.asarray(out.logprobs) - 1e-5).all()
+  # Temperature 1: the unfiltered temperature log-probs are the model's.
+  np.testing.assert_array_equal(np.asarray(out.temperature_logprobs), np.asarray(out.logprobs))
 
 
 def test_forced_prefix_then_greedy_equals_extended_prompt(llama):

@@ -1,5 +1,51 @@
-"""training.rollout: rollouts and greedy evaluation sampled under a device mesh
-equal the unsharded ones (8 fake CPU devices; a subprocess when this process has fewer)."""
+"""training.rollout: rollouts feed the RL step consistently at any temperature; rollouts
+and greedy evaluation sampled under a device mesh equal the unsharded ones (8 fake CPU
+devices; a subprocess when this process has fewer)."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrl_llm import models, training
+from jaxrl_llm.data.arithmetic import ArithmeticTask
+from jaxrl_llm.rewards.answers import exact_answer_reward
+from jaxrl_llm.training import rollout
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.3])
+def test_rollout_logprobs_agree_with_the_trainer_at_the_sampling_temperature(temperature):
+  """Same params: the sampler/trainer mismatch must be ~0 and the TIS weights ~1.
+
+  The trainer takes log-probs at the sampling temperature (verl/TRL), so the
+  rollout's `sampler_logprobs` must be at that temperature too; with temperature-1
+  log-probs the mismatch would be O(1e-1) here.
+  """
+  tok = models.CharTokenizer()
+  config = dataclasses.replace(models.get_preset("tiny-llama"), vocab_size=tok.vocab_size)
+  params = models.init_params(config, jax.random.key(0))
+  params = jax.tree.map(lambda x: x * 3.0 if x.ndim > 1 else x, params)  # peaked logits
+  examples = ArithmeticTask(digits=2).examples(seed=0, start=0, count=4)
+  out = rollout.collect_rollouts(config, params, tok, lambda n: examples[:n],
+                                 exact_answer_reward, jax.random.key(1), num_prompts=4,
+                                 group_size=2, max_new_tokens=6, temperature=temperature)
+  step = training.make_rl_step(config, training.make_optimizer(1e-3), group_size=2,
+                               loss="ppo", advantage="grpo", temperature=temperature,
+                               tis=dict(level="token", cap=2.0))
+  state = training.init_train_state(params, training.make_optimizer(1e-3))
+  prepared, metrics = step.prepare(state.params, state.value_params, None, out.batch)
+  m = out.batch["completion_mask"].astype(bool)
+  np.testing.assert_allclose(np.asarray(prepared["old_logprobs"])[m],
+                             out.batch["sampler_logprobs"][m], atol=1e-4)
+  assert abs(float(metrics["mismatch/mismatch_k1"])) < 1e-5
+  np.testing.assert_allclose(np.asarray(prepared["is_weights"])[m], 1.0, atol=1e-4)
+  # The temperature-1 log-probs differ measurably here, so the check above can fail.
+  t1 = training.completion_logprobs(config, params, out.batch["prompt_tokens"],
+                                    out.batch["prompt_mask"], out.batch["completion_tokens"],
+                                    out.batch["completion_mask"], temperature=1.0).logprobs
+  assert np.abs(np.asarray(t1)[m] - out.batch["sampler_logprobs"][m]).mean() > 1e-2
+
 
 _SCRIPT = r"""
 import dataclasses, jax, numpy as np
