@@ -6,5 +6,6 @@ from jaxrl_llm.training.logprobs import TokenLogprobs, completion_logprobs, sequ
 from jaxrl_llm.training.optim import make_optimizer, make_schedule
 from jaxrl_llm.training.rl import ADVANTAGES, RL_BATCH_KEYS, RLStep, make_rl_step
 from jaxrl_llm.training.sft import SFT_BATCH_KEYS, make_sft_step
+from jaxrl_llm.training import rollout  # sampling + scoring of RL batches (a module)
 from jaxrl_llm.training.state import (TrainState, init_train_state, init_value_head,
                                       value_head_apply)
