@@ -35,6 +35,13 @@ def value_head_apply(value_params: dict, hidden: jax.Array) -> jax.Array:
 
 def init_train_state(params, optimizer: optax.GradientTransformation,
                      value_params=None) -> TrainState:
+  """Step 0 state over ``(params, value_params)`` (``value_params``: ``{}`` without a critic).
+
+  The state holds ``params`` itself, not a copy. An update jitted with the state
+  donated (``donate_argnums=0``, as experiments/rl.py does) frees those buffers, so
+  any other reference to them (e.g. a frozen reference model for the KL) must be a
+  copy: ``ref = jax.tree.map(jnp.copy, params)``.
+  """
   value_params = {} if value_params is None else value_params
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, value_params=value_params,
                     opt_state=optimizer.init((params, value_params)))
