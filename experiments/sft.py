@@ -37,27 +37,6 @@ def validate(c):
     raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
 
 
-def sft_batch(tokenizer, examples, width: int, add_bos: bool, echo=None):
-  """BOS + prompt + completion + EOS, left-padded to ``width``; loss on completion + EOS.
-
-  ``echo[i]`` True makes demonstration ``i`` imperfect: ``"46=46"`` instead of
-  ``"46"`` (the answer is right but the strict verifier rejects the format).
-  """
-  seqs, masks = [], []
-  for i, ex in enumerate(examples):
-    p = tokenizer.encode(ex.prompt, add_bos=add_bos)
-    text = ex.completion + "=" + ex.completion if echo is not None and echo[i] else ex.completion
-    a = tokenizer.encode(text, add_eos=True)
-    if len(p) + len(a) > width:
-      raise ValueError(f"sft.max_length={width} is shorter than an example "
-                       f"({len(p) + len(a)} tokens): {ex.prompt!r}")
-    seqs.append(p + a)
-    masks.append([0] * len(p) + [1] * len(a))
-  tokens, attn = models.left_pad(seqs, tokenizer.pad_id, width)
-  loss_mask, _ = models.left_pad(masks, 0, width)
-  return {"tokens": tokens, "attention_mask": attn, "loss_mask": loss_mask}
-
-
 def run(c) -> dict:
   validate(c)
   os.makedirs(c.workdir, exist_ok=True)
@@ -90,7 +69,10 @@ def run(c) -> dict:
     echo = None
     if c.echo_fraction:  # imperfect demonstrations, drawn per step (resume-safe)
       echo = np.random.default_rng([c.seed, step]).random(len(examples)) < c.echo_fraction
-    batch = sft_batch(tokenizer, examples, c.max_length, c.task.add_bos, echo)
+    try:
+      batch = training.sft_batch(tokenizer, examples, c.max_length, c.task.add_bos, echo)
+    except ValueError as e:
+      raise ValueError(f"config.max_length={c.max_length} is too short: {e}") from None
     if mesh is not None:
       batch = sharding.shard_batch(batch, mesh)
     state, m = step_fn(state, batch)

@@ -1,9 +1,10 @@
 """Supervised fine-tuning step: masked next-token cross-entropy."""
 
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxrl_llm import models
@@ -19,6 +20,32 @@ def _check_batch(batch, keys):
   missing = [k for k in keys if k not in batch]
   if missing:
     raise ValueError(f"batch is missing {missing}; expected keys {list(keys)}")
+
+
+def sft_batch(tokenizer, examples, width: int, add_bos: bool = True,
+              echo: Optional[Sequence[bool]] = None) -> dict:
+  """An SFT batch from prompt/completion examples (``data.Example``).
+
+  Row ``i``: BOS (if ``add_bos``) + prompt + completion + EOS, left-padded to
+  ``width``; ``loss_mask`` is 1 on completion + EOS. ``echo[i]`` True makes
+  demonstration ``i`` deliberately imperfect, ``"46=46"`` instead of ``"46"``
+  (right answer, wrong format: experiments/demo_rlvr.py's setting). Returns the
+  ``SFT_BATCH_KEYS`` as int32 NumPy arrays ``[B, width]``.
+  """
+  seqs, masks = [], []
+  for i, ex in enumerate(examples):
+    p = tokenizer.encode(ex.prompt, add_bos=add_bos)
+    text = ex.completion + "=" + ex.completion if echo is not None and echo[i] else ex.completion
+    a = tokenizer.encode(text, add_eos=True)
+    if len(p) + len(a) > width:
+      raise ValueError(f"sft_batch: width={width} is shorter than example {i} "
+                       f"({len(p) + len(a)} tokens): {ex.prompt!r}")
+    seqs.append(p + a)
+    masks.append([0] * len(p) + [1] * len(a))
+  tokens, attn = models.left_pad(seqs, tokenizer.pad_id, width)
+  loss_mask, _ = models.left_pad(masks, 0, width)
+  return {"tokens": np.asarray(tokens, np.int32), "attention_mask": np.asarray(attn, np.int32),
+          "loss_mask": np.asarray(loss_mask, np.int32)}
 
 
 def make_sft_step(config: models.ModelConfig, optimizer: optax.GradientTransformation, *,

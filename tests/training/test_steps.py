@@ -92,6 +92,25 @@ def test_sft_step_loss_is_masked_nll_and_accumulation_is_exact(setup):
   assert int(s1.step) == 1
 
 
+def test_sft_batch_layout_and_errors():
+  from jaxrl_llm.data import Example
+  tok = models.CharTokenizer()
+  examples = [Example(prompt="1+2=", answer="3", completion="3"),
+              Example(prompt="9+9=", answer="18", completion="18")]
+  pad, bos, eos = tok.pad_id, tok.bos_id, tok.eos_id
+  row0 = [bos] + tok.encode("1+2=") + tok.encode("3") + [eos]             # 7 tokens
+  row1 = [bos] + tok.encode("9+9=") + tok.encode("18=18") + [eos]         # 11 > 9
+  assert len(row0) == 7 and len(row1) == 11
+  with pytest.raises(ValueError, match="width=9 is shorter than example 1 \\(11 tokens\\)"):
+    training.sft_batch(tok, examples, width=9, echo=[False, True])
+  batch = training.sft_batch(tok, examples, width=11, echo=[False, True])
+  np.testing.assert_array_equal(batch["tokens"], [[pad] * 4 + row0, row1])
+  np.testing.assert_array_equal(batch["attention_mask"], [[0] * 4 + [1] * 7, [1] * 11])
+  np.testing.assert_array_equal(batch["loss_mask"], [[0] * 9 + [1] * 2, [0] * 5 + [1] * 6])
+  assert set(batch) == set(training.SFT_BATCH_KEYS)
+  assert all(v.dtype == np.int32 for v in batch.values())
+
+
 def grpo_advantages_numpy(rewards, g):
   out = np.zeros_like(rewards, np.float64)
   for s in range(0, len(rewards), g):
