@@ -1,10 +1,16 @@
 """Per-token log-probabilities of given tokens under a decoder LM (the trainer's forward).
 
-This is the single place the training code turns parameters into log-probs, so
-swapping the implementation (e.g. for ``jaxrl_llm.models.token_logprobs``) is a
-one-line change. It composes the model's final hidden states with the fused
-log-prob kernel (:func:`kernels_pallas.fused_logprobs`), which never builds the
-``[B*T, V]`` logits.
+This is the single place the training code turns parameters into log-probs. It
+composes the model's final hidden states with the fused log-prob kernel
+(:func:`kernels_pallas.fused_logprobs`), which never builds the ``[B*T, V]`` logits,
+and routes to the vocab-parallel kernel when a mesh splits the vocabulary.
+
+Relation to ``jaxrl_llm.models.token_logprobs``: that one is aligned with
+``tokens`` (``[B, T]``, column 0 and padded positions set to 0) and can add a KL
+to a reference model; ``sequence_logprobs`` returns the ``T - 1`` next-token
+targets plus the hidden states a value head needs. Where a token and its
+predecessor are both real, ``sequence_logprobs(...).logprobs[:, t - 1]`` equals
+``token_logprobs(...).logprobs[:, t]``.
 """
 
 from typing import NamedTuple, Optional

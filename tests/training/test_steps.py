@@ -92,6 +92,22 @@ def test_sft_step_loss_is_masked_nll_and_accumulation_is_exact(setup):
   assert int(s1.step) == 1
 
 
+def test_sequence_logprobs_equal_models_token_logprobs_shifted(setup):
+  config, params = setup
+  batch = rl_batch(1)
+  tokens = np.concatenate([batch["prompt_tokens"], batch["completion_tokens"]], 1)
+  mask = np.concatenate([batch["prompt_mask"], batch["completion_mask"]], 1)
+  seq = np.asarray(training.sequence_logprobs(config, params, tokens, mask,
+                                              temperature=0.8).logprobs)
+  tok = np.asarray(models.token_logprobs(config, params, tokens, mask, temperature=0.8).logprobs)
+  both = (mask[:, 1:] > 0) & (mask[:, :-1] > 0)
+  assert seq.shape == (tokens.shape[0], tokens.shape[1] - 1) and tok.shape == tokens.shape
+  assert both.sum() > 0 and (~both).sum() > 0
+  np.testing.assert_allclose(seq[both], tok[:, 1:][both], atol=1e-5)
+  np.testing.assert_array_equal(tok[:, 1:][~both], 0.0)
+  np.testing.assert_array_equal(tok[:, 0], 0.0)
+
+
 def test_sft_batch_layout_and_errors():
   from jaxrl_llm.data import Example
   tok = models.CharTokenizer()
