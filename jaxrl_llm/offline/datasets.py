@@ -330,7 +330,9 @@ def save_minari_dataset(dataset_id: str, episodes: Sequence[Mapping[str, Any]], 
 
   `ref_min_score`/`ref_max_score` are stored so `minari.get_normalized_score` works; pass
   both (Minari would otherwise roll out a random policy to estimate the minimum).
-  Returns the `MinariDataset`.
+  Returns the `MinariDataset`. Minari takes its root only from
+  `$MINARI_DATASETS_PATH`, so a `datasets_path` sets that variable for the duration
+  of the call: do not save from several threads of one process at once.
   """
   import gymnasium as gym
   import minari
