@@ -51,3 +51,25 @@ def test_recipe_runs(name, tmp_path):
   else:
     assert all(1 <= r["train/sampling_rounds"] <= 3 for r in train)
     assert all(r["train/overlong_penalty_mean"] <= 0 for r in train)
+
+
+def test_countdown_recipe_chain_sft_then_dapo(tmp_path):
+  """configs/sft_countdown.py feeds configs/dapo_countdown.py (init_from its workdir)."""
+  from experiments import sft
+  s = _helpers.tiny_model(importlib.import_module("configs.sft_countdown").get_config())
+  s.workdir = str(tmp_path / "sft")
+  s.steps, s.batch_size, s.eval_every, s.eval_size, s.checkpoint_every = 2, 8, 2, 4, 2
+  s.progress_bar = s.tensorboard = False
+  sft.run(s)  # raises if a countdown demonstration does not fit max_length
+  r = _helpers.tiny_model(importlib.import_module("configs.dapo_countdown").get_config())
+  r.workdir = str(tmp_path / "dapo")
+  r.init_from = s.workdir
+  r.rl.batch_size, r.rl.group_size = 8, 2
+  r.steps = r.eval_every = r.checkpoint_every = 1
+  r.eval_size = 4
+  r.eval_at_start = False
+  r.progress_bar = r.tensorboard = False
+  rl.run(r)
+  with open(os.path.join(r.workdir, "metrics.jsonl")) as f:
+    train = [json.loads(l) for l in f if "train/loss" in l]
+  assert len(train) == 1 and np.isfinite(train[0]["train/loss"])
