@@ -70,8 +70,8 @@ def make_step(c, config, optimizer, mesh=None):
     tis = {"cap": r.tis_cap, "level": r.tis_level, "mode": r.tis_mode}
   return training.make_rl_step(
       config, optimizer, group_size=r.group_size, loss=r.loss,
-      loss_kwargs=setup._dict(r.loss_kwargs), advantage=r.advantage,
-      advantage_kwargs=setup._dict(r.advantage_kwargs), kl=r.kl or None, kl_coef=r.kl_coef,
+      loss_kwargs=setup.as_dict(r.loss_kwargs), advantage=r.advantage,
+      advantage_kwargs=setup.as_dict(r.advantage_kwargs), kl=r.kl or None, kl_coef=r.kl_coef,
       entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
       gamma=r.gamma, lam=r.lam, tis=tis, temperature=c.sampling.temperature,
       num_micro_batches=r.num_micro_batches, mesh=mesh)

@@ -15,7 +15,8 @@ from jaxrl_llm.training.optim import make_optimizer
 TASKS = ("arithmetic", "countdown", "jsonl")
 
 
-def _dict(x) -> dict:
+def as_dict(x) -> dict:
+  """A plain dict from a ConfigDict, a mapping or None (-> {})."""
   if x is None:
     return {}
   return dict(x.to_dict() if hasattr(x, "to_dict") else x)
@@ -52,7 +53,7 @@ def build_model(model_cfg, init_from: str, seed: int):
   tokenizer = models.CharTokenizer()
   config = models.get_preset(model_cfg.preset, vocab_size=tokenizer.vocab_size,
                              bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
-                             pad_token_id=tokenizer.pad_id, **_dict(model_cfg.get("overrides")))
+                             pad_token_id=tokenizer.pad_id, **as_dict(model_cfg.get("overrides")))
   params = models.init_params(config, jax.random.key(seed))
   return config, params, tokenizer, None
 
