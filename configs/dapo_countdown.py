@@ -3,19 +3,14 @@ sampling (drop all-equal groups, refill) and the soft overlong penalty; no KL.""
 
 from ml_collections import ConfigDict
 
-from configs import grpo_arithmetic
+from configs import grpo_arithmetic, sft_countdown
 
 
 def get_config():
   c = grpo_arithmetic.get_config()
   c.workdir = "/tmp/jaxrl_llm/dapo_countdown"
-  c.init_from = "/tmp/jaxrl_llm/sft_countdown"  # an SFT run with task.name=countdown
-  c.task.name = "countdown"
-  c.task.reward = "countdown"
-  c.task.num_numbers = 3
-  c.task.max_number = 10
-  c.task.max_target = 100
-  c.task.operators = "+-*"
+  c.init_from = "/tmp/jaxrl_llm/sft_countdown"  # configs/sft_countdown.py's workdir
+  sft_countdown.set_countdown_task(c.task)
   c.sampling = ConfigDict({"max_new_tokens": 12, "temperature": 1.0, "top_p": 0.0})
   c.rl.loss = "ppo"
   c.rl.loss_kwargs = {"clip_low": 0.2, "clip_high": 0.28, "agg_mode": "token-mean"}
