@@ -22,7 +22,8 @@ def get_config():
       "group_size": 16, "batch_size": 512, "ppo_epochs": 1, "num_minibatches": 1,
       "num_micro_batches": 1, "dynamic_sampling": False, "max_sampling_rounds": 3,
       "overlong_cache": 0, "tis_cap": 0.0, "tis_level": "token", "tis_mode": "truncate",
-      "value_coef": 0.5, "value_clip": 0.2, "gamma": 1.0, "lam": 1.0})
+      "value_coef": 0.5, "value_clip": 0.2, "value_trunk_grad": True, "gamma": 1.0,
+      "lam": 1.0})
   c.optim = ConfigDict({"learning_rate": 5e-4, "warmup_steps": 10, "end_factor": 1.0,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
   c.steps = 100

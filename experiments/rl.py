@@ -73,6 +73,7 @@ def make_step(c, config, optimizer, mesh=None):
       loss_kwargs=setup.as_dict(r.loss_kwargs), advantage=r.advantage,
       advantage_kwargs=setup.as_dict(r.advantage_kwargs), kl=r.kl or None, kl_coef=r.kl_coef,
       entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
+      value_trunk_grad=r.value_trunk_grad,
       gamma=r.gamma, lam=r.lam, tis=tis, temperature=c.sampling.temperature,
       num_micro_batches=r.num_micro_batches, mesh=mesh)
 

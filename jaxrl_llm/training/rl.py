@@ -71,6 +71,7 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
                  advantage: str = "grpo", advantage_kwargs: Optional[dict] = None,
                  kl: Optional[str] = None, kl_coef: float = 0.0, entropy_coef: float = 0.0,
                  value_coef: float = 0.5, value_clip: Optional[float] = 0.2,
+                 value_trunk_grad: bool = True,
                  gamma: float = 1.0, lam: float = 1.0, tis: Optional[dict] = None,
                  temperature: float = 1.0, num_micro_batches: int = 1,
                  logprob_impl: str = "auto", mesh=None) -> RLStep:
@@ -84,7 +85,8 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
   with ``L_pg`` the registered policy loss ``loss`` (``jaxrl_llm.losses``),
   ``A`` from the registered advantage estimator ``advantage`` (group
   estimators get ``group_size``; ``gae`` uses a linear value head on the
-  policy's hidden states, i.e. PPO with a shared trunk), ``KL_est`` the
+  policy's hidden states, i.e. PPO with a shared trunk, unless
+  ``value_trunk_grad=False``), ``KL_est`` the
   estimator ``kl`` (e.g. ``"k3"``, GRPO's choice) against a frozen reference.
 
   Args:
@@ -96,6 +98,9 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     kl, kl_coef: KL estimator name (None: no KL term and no reference model needed).
     entropy_coef: entropy bonus weight.
     value_coef, value_clip, gamma, lam: PPO critic options (advantage="gae").
+    value_trunk_grad: whether L_V's gradient reaches the policy trunk (True: a
+      shared trunk, as in PPO with one network; False: the value head is a linear
+      probe on stop-gradient hidden states, so L_V leaves the policy untouched).
     tis: None, or options of :func:`jaxrl_llm.losses.truncated_importance_weights`
       (``level``, ``mode``, ``cap``, ``lower``) to reweight by trainer/sampler ratio.
     temperature: the sampling temperature (log-probs are taken at it).
@@ -178,7 +183,8 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     if kl_fn is not None:
       totals["kl"] = masked_sum(kl_fn(cur.logprobs, mb["ref_logprobs"]), mask)
     if use_value:
-      values = value_head_apply(value_params, cur.hidden)
+      hidden = cur.hidden if value_trunk_grad else sg(cur.hidden)
+      values = value_head_apply(value_params, hidden)
       vf = losses.clipped_value_loss(values, mb["old_values"], mb["returns"], mask,
                                      clip=value_clip)
       totals["value"] = vf.total

@@ -201,6 +201,32 @@ def test_ppo_gae_value_head_learns_the_return(setup):
   assert float(jnp.abs(state.value_params["w"]).sum()) > 0
 
 
+def test_value_trunk_grad_false_keeps_the_value_loss_out_of_the_policy(setup):
+  """SGD(1) updates: with a detached trunk the policy moves exactly as with value_coef=0;
+  with a shared trunk it does not; the value head moves the same either way."""
+  config, params = setup
+  batch = rl_batch(6)
+  opt = optax.sgd(1.0)
+  vh = training.init_value_head(config.hidden_size)
+  vh = {"w": jax.random.normal(jax.random.key(1), vh["w"].shape) * 0.5, "b": vh["b"] + 0.3}
+  state = training.init_train_state(params, opt, vh)
+  make = lambda **kw: training.make_rl_step(config, opt, group_size=2, loss="ppo",
+                                            advantage="gae", **kw)
+  prepared, _ = make().prepare(state.params, state.value_params, None, batch)
+  new = {name: make(**kw).update(state, prepared)[0] for name, kw in (
+      ("detached", dict(value_coef=0.5, value_trunk_grad=False)),
+      ("shared", dict(value_coef=0.5, value_trunk_grad=True)),
+      ("no_value_loss", dict(value_coef=0.0)))}
+  flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)])
+  np.testing.assert_allclose(flat(new["detached"].params), flat(new["no_value_loss"].params),
+                             rtol=1e-5, atol=1e-7)
+  gap = np.abs(flat(new["shared"].params) - flat(new["no_value_loss"].params)).max()
+  assert gap > 1e-4, gap
+  np.testing.assert_allclose(flat(new["detached"].value_params), flat(new["shared"].value_params),
+                             rtol=1e-5, atol=1e-7)
+  assert np.abs(flat(new["detached"].value_params) - flat(vh)).max() > 1e-4
+
+
 @pytest.mark.parametrize("vocab_parallel", [False, True])
 def test_sharded_rl_step_equals_single_device(setup, vocab_parallel, monkeypatch):
   config, params = setup
