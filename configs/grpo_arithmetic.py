@@ -33,6 +33,7 @@ def get_config():
   c.checkpoint_every = 25
   c.keep_checkpoints = 2
   c.resume = False
+  c.overwrite = False  # a used workdir (not resumed): True deletes its run, False refuses
   c.async_checkpointing = True  # saves overlap training (from a copy of the state)
   c.export_hf = True
   c.tensorboard = True

@@ -31,6 +31,7 @@ def get_config():
   c.checkpoint_every = 200
   c.keep_checkpoints = 2
   c.resume = False
+  c.overwrite = False  # a used workdir (not resumed): True deletes its run, False refuses
   c.async_checkpointing = True  # saves overlap training (from a copy of the state)
   c.export_hf = True
   c.tensorboard = True

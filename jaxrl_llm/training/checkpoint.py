@@ -17,6 +17,19 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+def committed_steps(directory: str) -> list[int]:
+  """Steps with a committed checkpoint in ``directory`` (Orbax names them ``<step>``), sorted.
+
+  Reads the directory listing only (creates nothing); temporary
+  ``<step>.orbax-checkpoint-tmp-*`` directories of an interrupted save are not
+  committed and not listed. ``[]`` when ``directory`` does not exist.
+  """
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(d) for d in os.listdir(directory)
+                if d.isdigit() and os.path.isdir(os.path.join(directory, d)))
+
+
 class Checkpointer:
   """``CheckpointManager`` for ``(state pytree, JSON metadata)``; every ``every`` steps, keep ``keep``.
 
