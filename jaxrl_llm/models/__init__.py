@@ -3,8 +3,12 @@
 from jaxrl_llm.models.config import ModelConfig, RopeScaling, SUPPORTED_ARCHITECTURES
 from jaxrl_llm.models.presets import get_preset, list_presets
 from jaxrl_llm.models.transformer import (
+    CACHE_AXES,
     DecoderLM,
     KVCache,
+    apply_layers,
+    apply_model,
+    block_apply,
     default_positions,
     forward,
     forward_with_cache,
@@ -13,6 +17,7 @@ from jaxrl_llm.models.transformer import (
     init_params,
     param_logical_axes,
     param_shapes,
+    split_layers,
     unembed_weight,
 )
 from jaxrl_llm.models.hf_io import load_hf, save_hf

@@ -67,6 +67,9 @@ class ModelConfig:
   pad_token_id: Optional[int] = None
   # Runtime options (not part of the HF config):
   remat: bool = False  # rematerialise each decoder block in the backward pass
+  # True: `lax.scan` over the stacked layers (one compiled block, any depth); False: an
+  # unrolled layer loop (measured in docs/results/model_layers.md). Decode always unrolls.
+  scan_layers: bool = True
 
   def __post_init__(self):
     if self.family not in _FAMILY_TO_ARCH:

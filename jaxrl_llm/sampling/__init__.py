@@ -5,8 +5,8 @@ from jaxrl_llm.sampling.filters import (
     SamplingParams,
     filter_logits,
     sample_from_logits,
+    top_k_mask,
     top_p_mask,
-    top_p_mask_sorted,
     validate_sampling_params,
 )
 from jaxrl_llm.sampling.sampler import (

@@ -15,17 +15,22 @@ applied to the distribution left by the previous one.
   and Coherent LLM Outputs") keeps token i iff p_i >= min_p · max_j p_j, i.e.
   ℓ_i/T >= max_j ℓ_j/T + log(min_p).
 
-No full-vocabulary sort is ever done. With top-k, `jax.lax.top_k` picks k
-candidates (already sorted) and top-p / min-p act on those k only. Without
-top-k, the top-p threshold is found by bisection over the bit patterns of the
-(non-negative, float32) probabilities: 31 masked sums over the vocabulary find
-the exact threshold, against a sort of V elements that is slow on CPU and is a
-known pitfall of simple JAX samplers.
+Every setting is a traced value: `SamplingParams` holds 0-d arrays, so a jitted
+sampler compiles once for all temperatures, k, p and min-p values. A filter
+that is off (top_k = 0, top_p = 1, min_p = 0) is skipped at run time by
+`jax.lax.cond` (only the taken branch runs), and greedy decoding
+(temperature = 0) is a traced switch too: ``lax.cond(T == 0, argmax, draw)``.
+
+No full-vocabulary sort is ever done. Both thresholds are found by bisection
+over the bit patterns of float32 values, each step one masked reduction over
+the vocabulary, which finds them exactly (a sort of V elements per row is slow
+on CPU and a known pitfall of simple JAX samplers): the k-th largest logit in
+32 steps (any k, traced), the top-p probability threshold in 31.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import chex
 import jax
@@ -33,54 +38,91 @@ import jax.numpy as jnp
 
 NEG_INF = -jnp.inf
 
+Scalar = Union[float, int, jax.Array]
+
 
 class SamplingParams(NamedTuple):
-  """Static sampling settings (hashable, so they can be jit static arguments)."""
+  """Sampling settings; after `validate_sampling_params` each is a 0-d array (traced in jit).
 
-  temperature: float = 1.0
-  top_k: Optional[int] = None
-  top_p: Optional[float] = None
-  min_p: Optional[float] = None
+  temperature: 0 = greedy. top_k: None or 0 = off. top_p: None or 1 = off.
+  min_p: None or 0 = off.
+  """
 
-  @property
-  def greedy(self) -> bool:
-    return self.temperature == 0.0
+  temperature: Scalar = 1.0
+  top_k: Optional[Scalar] = None
+  top_p: Optional[Scalar] = None
+  min_p: Optional[Scalar] = None
+
+
+def _is_concrete(x) -> bool:
+  return not isinstance(x, jax.core.Tracer)
+
+
+def _check(name, x, ok, expected):
+  if x is None or not _is_concrete(x):
+    return
+  arr = jnp.asarray(x)
+  if arr.ndim != 0:
+    raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
+  if isinstance(x, bool) or not ok(arr):
+    raise ValueError(f"{name} must be {expected}, got {x!r}")
 
 
 def validate_sampling_params(params: SamplingParams, vocab_size: int) -> SamplingParams:
-  """Checks ranges and returns normalised settings (no-op filters dropped)."""
-  t, k, p, m = params
-  if not isinstance(t, (int, float)) or t < 0 or t != t:
-    raise ValueError(f"temperature must be a float >= 0 (0 = greedy), got {t!r}")
-  if k is not None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-      raise ValueError(f"top_k must be a positive int or None, got {k!r}")
-    if k >= vocab_size:
-      k = None  # keeps everything
-  if p is not None:
-    if not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-      raise ValueError(f"top_p must lie in (0, 1], got {p!r}")
-    if p == 1.0:
-      p = None
-  if m is not None:
-    if not isinstance(m, (int, float)) or not 0.0 <= m <= 1.0:
-      raise ValueError(f"min_p must lie in [0, 1], got {m!r}")
-    if m == 0.0:
-      m = None
-  return SamplingParams(float(t), k, None if p is None else float(p),
-                        None if m is None else float(m))
+  """Checks ranges (of concrete values) and returns 0-d arrays, "off" written as neutral values.
 
-
-def top_p_mask_sorted(sorted_logits: jax.Array, top_p: float) -> jax.Array:
-  """Top-p keep-mask for logits sorted in descending order along the last axis.
-
-  keep_i = (Σ_{j<i} p_j) < top_p with p = softmax(sorted_logits); the first
-  (most probable) entry is always kept.
+  temperature: float32 >= 0; top_k: int32 (0 = off; None, 0-d arrays of 0 and k >= V
+  keep everything); top_p: float32 in (0, 1] (1 = off); min_p: float32 in [0, 1] (0 = off).
   """
-  probs = jax.nn.softmax(sorted_logits, axis=-1)
-  mass_before = jnp.cumsum(probs, axis=-1) - probs
-  keep = mass_before < top_p
-  return keep.at[..., 0].set(True)
+  t, k, p, m = params
+  _check("temperature", t, lambda a: bool(a >= 0), "a float >= 0 (0 = greedy)")
+  if k is not None and _is_concrete(k):
+    arr = jnp.asarray(k)
+    if isinstance(k, bool) or not jnp.issubdtype(arr.dtype, jnp.integer) or arr.ndim or arr < 1:
+      raise ValueError(f"top_k must be a positive int or None, got {k!r}")
+  _check("top_p", p, lambda a: bool((a > 0) & (a <= 1)), "in (0, 1]")
+  _check("min_p", m, lambda a: bool((a >= 0) & (a <= 1)), "in [0, 1]")
+  t, k, p, m = as_arrays(params)
+  return SamplingParams(t, jnp.where(k >= vocab_size, 0, k), p, m)
+
+
+def as_arrays(params: SamplingParams) -> SamplingParams:
+  """0-d arrays with "off" (None) written as its neutral value: top_k 0, top_p 1, min_p 0."""
+  t, k, p, m = params
+  return SamplingParams(temperature=jnp.asarray(t, jnp.float32),
+                        top_k=jnp.asarray(0 if k is None else k, jnp.int32),
+                        top_p=jnp.asarray(1.0 if p is None else p, jnp.float32),
+                        min_p=jnp.asarray(0.0 if m is None else m, jnp.float32))
+
+
+def _sortable_bits(x: jax.Array) -> jax.Array:
+  """float32 -> uint32 with the same order (negative floats: all bits flipped; else sign set)."""
+  bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+  return jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
+
+
+def top_k_mask(logits: jax.Array, top_k, num_iters: int = 32) -> jax.Array:
+  """Top-k keep-mask over ``logits [..., V]`` for a (possibly traced) ``1 <= top_k <= V``.
+
+  keep_i ⟺ ℓ_i >= ℓ_(k), the k-th largest logit (ties with it are kept, as in
+  Hugging Face's top-k warper). With C(v) = #{j : key_j >= v} over order-preserving
+  uint32 keys, ℓ_(k)'s key is the largest v with C(v) >= k; C is non-increasing, so
+  32 halvings of [0, 2³²) find it exactly.
+  """
+  keys = _sortable_bits(logits)
+  batch_shape = keys.shape[:-1]
+  k = jnp.asarray(top_k, jnp.int32)
+
+  def body(_, bounds):  # invariant: C(lo) >= k > C(hi)
+    lo, hi = bounds
+    mid = lo + (hi - lo) // 2
+    ok = jnp.sum(keys >= mid[..., None], axis=-1, dtype=jnp.int32) >= k
+    return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+
+  lo = jnp.zeros(batch_shape, jnp.uint32)
+  hi = jnp.full(batch_shape, 0xFFFFFFFF, jnp.uint32)  # above every non-NaN key
+  lo, _ = jax.lax.fori_loop(0, num_iters, body, (lo, hi))
+  return keys >= lo[..., None]
 
 
 def top_p_mask(logits: jax.Array, top_p: float, num_iters: int = 31) -> jax.Array:
@@ -117,23 +159,21 @@ def top_p_mask(logits: jax.Array, top_p: float, num_iters: int = 31) -> jax.Arra
 
 
 def filter_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:
-  """Temperature-scaled logits with filtered-out tokens set to -inf (full vocab).
+  """Temperature-scaled logits ``[B, V]`` with filtered-out tokens set to -inf.
 
-  This is the reference form of the sampling distribution used by
-  `sample_from_logits` (which avoids materialising it when top-k is set); the
-  sampling log-probs are ``log_softmax(filter_logits(ℓ))``.
+  x = ℓ / T (T = 1 when greedy), then top-k, top-p, min-p in that order, each on
+  what the previous left; a filter that is off (None, or top_k 0 / top_p 1 /
+  min_p 0) is skipped (`lax.cond`). The sampling log-probs are
+  ``log_softmax(filter_logits(ℓ))``.
   """
   chex.assert_rank(logits, 2)
-  t, k, p, m = params
-  x = logits.astype(jnp.float32) / (t if t > 0 else 1.0)
-  if k is not None:
-    kth = jax.lax.top_k(x, k)[0][:, -1:]
-    x = jnp.where(x >= kth, x, NEG_INF)
-  if p is not None:
-    x = jnp.where(top_p_mask(x, p), x, NEG_INF)
-  if m is not None:
-    x = jnp.where(x >= jnp.max(x, axis=-1, keepdims=True) + jnp.log(m), x, NEG_INF)
-  return x
+  t, k, p, m = as_arrays(params)
+  x = logits.astype(jnp.float32) / jnp.where(t > 0, t, 1.0)
+  x = jax.lax.cond(k > 0, lambda x: jnp.where(top_k_mask(x, k), x, NEG_INF), lambda x: x, x)
+  x = jax.lax.cond(p < 1, lambda x: jnp.where(top_p_mask(x, p), x, NEG_INF), lambda x: x, x)
+  return jax.lax.cond(
+      m > 0, lambda x: jnp.where(x >= jnp.max(x, axis=-1, keepdims=True) + jnp.log(m), x, NEG_INF),
+      lambda x: x, x)
 
 
 def categorical_inverse_cdf(key: jax.Array, logits: jax.Array) -> jax.Array:
@@ -161,32 +201,26 @@ class Draw(NamedTuple):
 def sample_from_logits(logits: jax.Array, key: jax.Array, params: SamplingParams) -> Draw:
   """Draws one token per row of ``logits [B, V]`` (float32) with the given filters.
 
-  Greedy (temperature 0) takes the argmax and reports sampling log-prob 0. With
-  top-k the draw happens among the k candidates from `lax.top_k` (top-p and
-  min-p are applied to those, renormalised); otherwise over the full vocabulary
-  with the bisection top-p mask.
+  Greedy (temperature 0) takes the argmax and reports sampling log-prob 0; else the
+  token is drawn from ``softmax(filter_logits(ℓ))`` by `categorical_inverse_cdf`.
+  The switch is traced (`lax.cond`, only one branch runs), so one compilation serves
+  greedy and sampled decoding.
   """
   chex.assert_rank(logits, 2)
   logits = logits.astype(jnp.float32)
-  model_logprobs = jax.nn.log_softmax(logits, axis=-1)
-  t, k, p, m = params
-  if t == 0.0:
+  params = as_arrays(params)
+
+  def greedy(logits):
     token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    sampling_logprob = jnp.zeros(token.shape, jnp.float32)
-  elif k is not None:
-    values, indices = jax.lax.top_k(logits / t, k)  # sorted, descending
-    if p is not None:
-      values = jnp.where(top_p_mask_sorted(values, p), values, NEG_INF)
-    if m is not None:
-      values = jnp.where(values >= values[:, :1] + jnp.log(m), values, NEG_INF)
-    choice = categorical_inverse_cdf(key, values)
-    token = jnp.take_along_axis(indices, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
-    sampling_logprob = jnp.take_along_axis(jax.nn.log_softmax(values, axis=-1),
-                                           choice[:, None], axis=-1)[:, 0]
-  else:
+    return token, jnp.zeros(token.shape, jnp.float32)
+
+  def draw(logits):
     filtered = filter_logits(logits, params)
     token = categorical_inverse_cdf(key, filtered)
     sampling_logprob = jnp.take_along_axis(jax.nn.log_softmax(filtered, axis=-1),
                                            token[:, None], axis=-1)[:, 0]
-  logprob = jnp.take_along_axis(model_logprobs, token[:, None], axis=-1)[:, 0]
+    return token, sampling_logprob
+
+  token, sampling_logprob = jax.lax.cond(params.temperature == 0, greedy, draw, logits)
+  logprob = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), token[:, None], axis=-1)[:, 0]
   return Draw(token, logprob, sampling_logprob)

@@ -14,8 +14,13 @@ and its KV cache is then repeated to the B·G decoding rows, so rows
 ``b·G … b·G + G − 1`` hold prompt b's samples. Decoding is one
 `jax.lax.while_loop` over a preallocated cache of ``P + N`` slots that exits as
 soon as every row has emitted a stop token; its state (the cache) is donated so
-the loop updates it in place. Prompt widths are bucketed (left-padded to a
-power of two, at least 16) so a new prompt length rarely recompiles.
+the loop updates it in place. Prefill and every decode step run the model's own
+blocks (`models.forward_with_cache`: one `block_apply`, one `KVCache` layout of
+per-layer ``[B, KV, S, Dh]`` buffers). Prompt widths are bucketed (left-padded to
+a power of two, at least 16) so a new prompt length rarely recompiles.
+
+The sampling settings (temperature, top-k, top-p, min-p; greedy = temperature 0)
+are traced arguments of the compiled loop: changing them never recompiles.
 
 ``prefix_tokens`` forces the first tokens of a row's completion (PrefixRL,
 hint scaffolding): forced tokens are emitted as given, still get their model
@@ -33,18 +38,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_llm.models import (ModelConfig, default_positions, forward_with_cache, init_cache,
-                              unembed_weight)
-from jaxrl_llm.sampling.decode_step import (DECODE_CACHE_AXES, DecodeCache, decode_step,
-                                            from_model_cache, split_layers)
+from jaxrl_llm.models import (CACHE_AXES, KVCache, ModelConfig, default_positions,
+                              forward_with_cache, init_cache, split_layers, unembed_weight)
 from jaxrl_llm.sampling.filters import SamplingParams, sample_from_logits, validate_sampling_params
 from jaxrl_llm.sharding import SAMPLING_RULES, batch_sharding, logical_sharding
 
 FINISH_STOP = 0  # the row emitted one of `stop_tokens`
 FINISH_LENGTH = 1  # the row reached `max_new_tokens`
 MIN_BUCKET = 16
-
-_MODEL_CACHE_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
 
 
 class SampleOutput(NamedTuple):
@@ -77,7 +78,7 @@ class SampleOutput(NamedTuple):
 
 
 class _Prefilled(NamedTuple):
-  cache: DecodeCache  # L buffers [R, KV, S, Dh]
+  cache: KVCache  # L buffers [R, KV, S, Dh]
   hidden: jax.Array  # [R, D] final-norm hidden state of each prompt's last token
   next_position: jax.Array  # [R] position id of the first completion token
   kv_mask: jax.Array  # [R, S] valid cache slots (prompt tokens, then all completion slots)
@@ -94,8 +95,8 @@ def _constrain(x, mesh, rules, logical):
   return jax.lax.with_sharding_constraint(x, logical_sharding(logical, mesh, rules, x.shape))
 
 
-def _constrain_cache(cache: DecodeCache, mesh, rules) -> DecodeCache:
-  return jax.tree.map(lambda c: _constrain(c, mesh, rules, DECODE_CACHE_AXES), cache)
+def _constrain_cache(cache: KVCache, mesh, rules) -> KVCache:
+  return jax.tree.map(lambda c: _constrain(c, mesh, rules, CACHE_AXES), cache)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "num_samples", "max_new_tokens",
@@ -107,12 +108,10 @@ def _prefill(params, prompt_tokens, prompt_mask, *, config: ModelConfig, num_sam
   slots = p + max_new_tokens
   positions = default_positions(prompt_mask)
   kv_mask = jnp.concatenate([prompt_mask.astype(bool), jnp.ones((b, max_new_tokens), bool)], 1)
-  cache = jax.tree.map(lambda c: _constrain(c, mesh, rules, _MODEL_CACHE_AXES),
-                       init_cache(config, b, slots, cache_dtype))
+  cache = _constrain_cache(init_cache(config, b, slots, cache_dtype), mesh, rules)
   hidden, cache = forward_with_cache(config, params, prompt_tokens, positions, kv_mask, cache, 0)
   repeat = lambda x, axis: jnp.repeat(x, num_samples, axis=axis)
-  cache = jax.tree.map(lambda c: repeat(c, 0), from_model_cache(cache))
-  cache = _constrain_cache(cache, mesh, rules)
+  cache = _constrain_cache(jax.tree.map(lambda c: repeat(c, 0), cache), mesh, rules)
   next_position = jnp.sum(prompt_mask.astype(jnp.int32), axis=-1)
   return _Prefilled(cache, repeat(hidden[:, -1], 0), repeat(next_position, 0),
                     repeat(kv_mask, 0))
@@ -120,7 +119,7 @@ def _prefill(params, prompt_tokens, prompt_mask, *, config: ModelConfig, num_sam
 
 class _LoopState(NamedTuple):
   step: jax.Array
-  cache: DecodeCache
+  cache: KVCache
   hidden: jax.Array
   position: jax.Array
   done: jax.Array
@@ -133,19 +132,23 @@ class _LoopState(NamedTuple):
 
 @functools.partial(
     jax.jit, donate_argnames=("cache", "hidden", "position"),
-    static_argnames=("config", "sampling", "max_new_tokens", "stop_tokens", "pad_id",
-                     "prompt_width", "mesh", "rules"))
-def _decode(params, cache: DecodeCache, hidden, position, kv_mask, prefix, key, *, config: ModelConfig,
-            sampling: SamplingParams, max_new_tokens: int, stop_tokens: tuple[int, ...],
-            pad_id: int, prompt_width: int, mesh=None, rules=SAMPLING_RULES):
+    static_argnames=("config", "max_new_tokens", "stop_tokens", "pad_id", "prompt_width", "mesh",
+                     "rules"))
+def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
+            sampling: SamplingParams, *, config: ModelConfig, max_new_tokens: int,
+            stop_tokens: tuple[int, ...], pad_id: int, prompt_width: int, mesh=None,
+            rules=SAMPLING_RULES):
   """The decode loop; returns the final loop state.
 
-  ``cache``, ``hidden`` and ``position`` are donated: the loop carries them and the
-  returned state aliases their buffers, so the cache is updated in place.
+  ``sampling`` is traced (0-d arrays from `validate_sampling_params`). ``cache``,
+  ``hidden`` and ``position`` are donated: the loop carries them and the returned
+  state aliases their buffers, so the cache is updated in place.
   """
   rows = hidden.shape[0]
   w_out = unembed_weight(config, params)
-  layers = split_layers(params)  # once, outside the loop
+  # Per-layer weights split once, outside the loop, so no step slices the stacked ones.
+  params = {**params, "layers": split_layers(params["layers"])}
+  temperature = jnp.where(sampling.temperature > 0, sampling.temperature, 1.0)
   stops = jnp.asarray(stop_tokens if stop_tokens else (-1,), jnp.int32)
 
   def cond(s: _LoopState):
@@ -164,19 +167,17 @@ def _decode(params, cache: DecodeCache, hidden, position, kv_mask, prefix, key, 
       sampling_logprob = jnp.where(is_forced, 0.0, sampling_logprob)
     picked = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
     logprob = picked - jax.nn.logsumexp(logits, axis=-1)
-    if sampling.greedy or sampling.temperature == 1.0:
-      temperature_logprob = logprob
-    else:
-      temperature_logprob = (picked / sampling.temperature
-                             - jax.nn.logsumexp(logits / sampling.temperature, axis=-1))
+    temperature_logprob = jnp.where(
+        temperature == 1.0, logprob,
+        picked / temperature - jax.nn.logsumexp(logits / temperature, axis=-1))
     live = ~s.done
     token = jnp.where(live, token, pad_id)
     put = lambda buf, val: jax.lax.dynamic_update_index_in_dim(buf, val, t, axis=1)
     done = s.done | (live & jnp.any(token[:, None] == stops[None, :], axis=-1))
-    hidden, cache = decode_step(config, params, layers, token, s.position, kv_mask, s.cache,
-                                prompt_width + t)
+    hidden, cache = forward_with_cache(config, params, token[:, None], s.position[:, None],
+                                       kv_mask, s.cache, prompt_width + t)
     return _LoopState(
-        step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden,
+        step=t + 1, cache=_constrain_cache(cache, mesh, rules), hidden=hidden[:, 0],
         position=s.position + 1, done=done, tokens=put(s.tokens, token),
         logprobs=put(s.logprobs, jnp.where(live, logprob, 0.0)),
         temperature_logprobs=put(s.temperature_logprobs,
@@ -226,9 +227,8 @@ def _prepare_prefix(prefix_tokens, batch, num_samples, max_new_tokens, vocab_siz
 
 
 def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.Array, *,
-             max_new_tokens: int, num_samples: int = 1, temperature: float = 1.0,
-             top_k: Optional[int] = None, top_p: Optional[float] = None,
-             min_p: Optional[float] = None, stop_tokens: Sequence[int] = (),
+             max_new_tokens: int, num_samples: int = 1, temperature=1.0,
+             top_k=None, top_p=None, min_p=None, stop_tokens: Sequence[int] = (),
              prefix_tokens=None, pad_token_id: Optional[int] = None, cache_dtype=None,
              mesh=None, rules=SAMPLING_RULES, min_bucket: int = MIN_BUCKET) -> SampleOutput:
   """Samples ``num_samples`` completions of ``max_new_tokens`` tokens per prompt.
@@ -241,7 +241,10 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
     max_new_tokens: N, completion length budget (static: changing it recompiles).
     num_samples: G completions per prompt; the prompt is prefilled once.
     temperature: 0 = greedy (argmax; filters are then irrelevant).
-    top_k, top_p, min_p: filters (see `jaxrl_llm.sampling.filters`), applied in that order.
+    top_k, top_p, min_p: filters (see `jaxrl_llm.sampling.filters`), applied in that order;
+      None = off.
+    The four settings are traced (Python numbers or 0-d arrays): new values reuse the
+    compiled loop, greedy included.
     stop_tokens: ids that end a row (the stop token is part of the completion; a forced
       stop token ends the row too).
     prefix_tokens: optional ``[B or B*G, F]`` (F <= N) forced completion prefixes;
@@ -310,7 +313,7 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
                        max_new_tokens=max_new_tokens, cache_dtype=jnp.dtype(cache_dtype),
                        mesh=mesh, rules=rules)
   final = _decode(params, prefilled.cache, prefilled.hidden, prefilled.next_position,
-                  prefilled.kv_mask, prefix, key, config=config, sampling=sampling,
+                  prefilled.kv_mask, prefix, key, sampling, config=config,
                   max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, pad_id=int(pad_id),
                   prompt_width=padded, mesh=mesh, rules=rules)
   rows = batch * num_samples

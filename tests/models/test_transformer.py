@@ -125,3 +125,29 @@ def test_jit_and_grad_through_forward():
   grads = jax.grad(loss)(params)
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
   assert float(jnp.abs(grads["layers"]["mlp"]["up_kernel"]).sum()) > 0
+
+
+def test_scanned_and_unrolled_layers_agree_in_value_and_gradient():
+  # scan_layers only changes how the one block function is looped over the stacked weights.
+  scanned = models.get_preset("tiny-qwen3", remat=True)
+  unrolled = models.get_preset("tiny-qwen3", remat=True, scan_layers=False)
+  params = models.init_params(scanned, jax.random.key(5))
+  params = jax.tree.map(lambda x: x * 5.0 if x.ndim > 2 else x, params)
+
+  def loss(config, p):
+    logp = jax.nn.log_softmax(models.forward(config, p, TOKENS, MASK))
+    return jnp.sum(jnp.take_along_axis(logp[:, :-1], TOKENS[:, 1:, None], -1)[..., 0] * MASK[:, 1:])
+
+  (a, ga), (b, gb) = (jax.value_and_grad(loss, argnums=1)(c, params) for c in (scanned, unrolled))
+  np.testing.assert_allclose(float(a), float(b), rtol=1e-5)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-4,
+                                                       rtol=1e-4), ga, gb)
+  assert float(jnp.abs(ga["layers"]["attn"]["q_norm"]["scale"]).sum()) > 0
+
+
+def test_kv_cache_is_per_layer_buffers_heads_before_slots():
+  config = models.get_preset("tiny-llama")
+  cache = models.init_cache(config, 3, 16)
+  assert len(cache.k) == len(cache.v) == config.num_layers
+  assert cache.k[0].shape == (3, config.num_kv_heads, 16, config.head_dim)
+  assert len(models.CACHE_AXES) == cache.k[0].ndim

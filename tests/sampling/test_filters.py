@@ -9,8 +9,8 @@ import torch
 from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
-from jaxrl_llm.sampling import (SamplingParams, filter_logits, sample_from_logits, top_p_mask,
-                                validate_sampling_params)
+from jaxrl_llm.sampling import (SamplingParams, filter_logits, sample_from_logits, top_k_mask,
+                                top_p_mask, validate_sampling_params)
 
 
 def _reference_distribution(logits, temperature, top_k, top_p, min_p):
@@ -79,6 +79,26 @@ def test_top_p_bisection_equals_sorted_definition():
       np.testing.assert_array_equal(m, expected)
 
 
+_jit_draw = jax.jit(sample_from_logits)
+
+
+def test_top_k_bisection_keeps_the_k_largest_with_ties():
+  rng = np.random.default_rng(3)
+  # Mixed signs, huge and tiny magnitudes, -inf, and deliberate ties.
+  logits = rng.normal(size=(24, 300)) * rng.uniform(0.01, 50.0, size=(24, 1))
+  logits[:, :10] = logits[:, 10:11]  # a ten-way tie
+  logits[0, 50:] = -np.inf
+  logits = logits.astype(np.float32)
+  mask_fn = jax.jit(top_k_mask)  # k traced: one compilation for every k
+  compiled = mask_fn._cache_size()
+  for k in (1, 2, 7, 10, 11, 50, 299, 300):
+    mask = np.asarray(mask_fn(jnp.asarray(logits), k))
+    for row, m in zip(logits, mask):
+      kth = np.sort(row)[::-1][k - 1]
+      np.testing.assert_array_equal(m, row >= kth)  # ties with the k-th are kept (as HF)
+  assert mask_fn._cache_size() == compiled + 1
+
+
 # A fixed 8-token logit vector; each setting keeps a different subset.
 LOGITS = np.array([2.0, 1.5, 1.2, 0.3, 0.0, -0.5, -1.0, -3.0], np.float32)
 NUM_DRAWS = 40_000
@@ -88,8 +108,9 @@ NUM_DRAWS = 40_000
 def test_draw_frequencies_match_truncated_distribution(setting):
   expected = _reference_distribution(LOGITS, *setting)
   logits = jnp.broadcast_to(jnp.asarray(LOGITS), (NUM_DRAWS, LOGITS.size))
-  draw = jax.jit(sample_from_logits, static_argnums=2)(logits, jax.random.key(7),
-                                                        SamplingParams(*setting))
+  # Settings as traced arrays (the sampler's form): one compilation for every setting.
+  params = validate_sampling_params(SamplingParams(*setting), LOGITS.size)
+  draw = _jit_draw(logits, jax.random.key(7), params)
   counts = np.bincount(np.asarray(draw.token), minlength=LOGITS.size)
   freq = counts / NUM_DRAWS
   # Excluded tokens must never be drawn.
@@ -113,6 +134,14 @@ def test_greedy_is_argmax_with_zero_sampling_logprob():
   draw = sample_from_logits(logits, jax.random.key(0), SamplingParams(0.0, 3, 0.5, None))
   np.testing.assert_array_equal(np.asarray(draw.token), np.argmax(np.asarray(logits), -1))
   np.testing.assert_array_equal(np.asarray(draw.sampling_logprob), 0.0)
+  # Greedy is a traced switch: the same compiled draw serves temperature 0 and 1.
+  fn = jax.jit(sample_from_logits)
+  compiled = fn._cache_size()  # (jit caches are shared by every jit of one function)
+  for t in (0.0, 1.0, 0.0):
+    draw = fn(logits, jax.random.key(0), validate_sampling_params(SamplingParams(t), 40))
+    if t == 0.0:
+      np.testing.assert_array_equal(np.asarray(draw.token), np.argmax(np.asarray(logits), -1))
+  assert fn._cache_size() == compiled + 1
 
 
 @pytest.mark.parametrize("setting", [(1.0, 8, 0.9, 0.1), (1.0, None, 0.9, 0.1)])
@@ -127,9 +156,8 @@ def test_no_full_vocabulary_sort(setting):
         yield from primitives(sub)
 
   names = set(primitives(jaxpr.jaxpr))
-  assert "sort" not in names, names
-  if setting[1] is not None:
-    assert "top_k" in names
+  # Exact top-k for a traced k without sorting: no sort, and no static-k lax.top_k.
+  assert "sort" not in names and "top_k" not in names, names
 
 
 @pytest.mark.parametrize("kwargs, field", [

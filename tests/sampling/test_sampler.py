@@ -170,27 +170,26 @@ def test_forced_prefix_then_greedy_equals_extended_prompt(llama):
   np.testing.assert_array_equal(np.asarray(out.forced), np.arange(8)[None].repeat(3, 0) < 3)
 
 
-def test_prefill_runs_once_per_prompt(llama, monkeypatch):
+def test_prefill_runs_once_per_prompt_and_decode_uses_the_model_blocks(llama, monkeypatch):
   config, params = llama
   calls = []
 
-  def recording(name, fn, tokens_arg):
+  def recording(fn):
     def wrapped(*args, **kwargs):
-      calls.append((name, tuple(args[tokens_arg].shape)))
+      calls.append(tuple(args[2].shape))  # tokens
       return fn(*args, **kwargs)
     return wrapped
 
-  monkeypatch.setattr(sampler_lib, "forward_with_cache",
-                      recording("prefill", sampler_lib.forward_with_cache, 2))
-  monkeypatch.setattr(sampler_lib, "decode_step", recording("decode", sampler_lib.decode_step, 3))
+  monkeypatch.setattr(sampler_lib, "forward_with_cache", recording(sampler_lib.forward_with_cache))
   sampler_lib._prefill.clear_cache()  # force a fresh trace of both compiled pieces
   sampler_lib._decode.clear_cache()
   g = 4
   out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(0),
                           max_new_tokens=6, num_samples=g, temperature=0.0)
-  # Traced program: one prefill over the B=3 prompts (bucketed width 16), and one decode
-  # step (the while-loop body) over the B*G=12 rows. Nothing runs the prompt per sample.
-  assert calls == [("prefill", (3, 16)), ("decode", (12,))], calls
+  # Traced program: one prefill over the B=3 prompts (bucketed width 16), then the decode
+  # step (the while-loop body) over the B*G=12 rows, one token each, through the same
+  # `models.forward_with_cache`. Nothing runs the prompt per sample.
+  assert calls == [(3, 16), (12, 1)], calls
   jax.block_until_ready(out)
   # The G greedy samples of a prompt are identical (they share the one prefilled cache).
   tokens = np.asarray(out.tokens).reshape(3, g, -1)
@@ -200,6 +199,30 @@ def test_prefill_runs_once_per_prompt(llama, monkeypatch):
   sampling.generate(config, params, PROMPTS[:, 1:], PROMPT_MASK[:, 1:], jax.random.key(1),
                     max_new_tokens=6, num_samples=g, temperature=0.0)
   assert calls == []
+
+
+def test_new_sampling_settings_reuse_one_compilation(llama):
+  config, params = llama
+  sampler_lib._decode.clear_cache()
+  settings = [dict(temperature=0.7, top_p=0.9), dict(temperature=1.3, top_p=0.5),
+              dict(temperature=1.0, top_k=5, min_p=0.1), dict(temperature=0.0),
+              dict(temperature=0.5, top_k=2, top_p=0.8, min_p=0.05)]
+  outs = []
+  for kw in settings:
+    outs.append(sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(2),
+                                  max_new_tokens=5, num_samples=2, **kw))
+    assert sampler_lib._decode._cache_size() == 1, kw
+  # The settings did reach the traced loop: greedy samples agree within each prompt...
+  greedy = np.asarray(outs[3].tokens).reshape(3, 2, -1)
+  assert (greedy == greedy[:, :1]).all()
+  np.testing.assert_array_equal(np.asarray(outs[3].sampling_logprobs), 0.0)
+  # ... and top_k = 2 reached it: every drawn token is one of the model's two most likely
+  # at its step (a fresh forward's logits rank it 0 or 1).
+  out = outs[4]
+  tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
+  logits = _fresh_logits(config, params, tokens, mask.astype(np.int32), 2)
+  rank = (logits > np.take_along_axis(logits, tokens[..., None], -1)).sum(-1)
+  assert (rank[mask] < 2).all(), rank
 
 
 def test_bucket_length():
