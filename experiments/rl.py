@@ -27,23 +27,46 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
-from jaxrl_llm import data, losses, models, sharding, training  # noqa: E402
+from jaxrl_llm import losses, models, training  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
+
+
+def _estimator(r):
+  try:
+    return losses.get_advantage_estimator(r.advantage)
+  except ValueError as e:
+    raise ValueError(f"rl.advantage: {e}") from None
+
+
+def advantage_options(r) -> dict:
+  """The estimator's options: ``rl.gamma``/``rl.lam`` where it takes them, then ``rl.advantage_kwargs``."""
+  est = _estimator(r)
+  shared = {k: r[k] for k in ("gamma", "lam") if k in est.options and k in r}
+  return {**shared, **setup.as_dict(r.advantage_kwargs)}
 
 
 def validate(c):
   """Fails fast, before any model is built, on inconsistent or unknown options."""
   r = c.rl
   losses.get_policy_loss(r.loss)
-  if r.advantage not in training.ADVANTAGES:
-    raise ValueError(f"unknown rl.advantage {r.advantage!r}; known: {', '.join(training.ADVANTAGES)}")
+  est = _estimator(r)
+  losses.check_options(est.fn, advantage_options(r), f"rl.advantage {r.advantage!r}", skip=1)
   if r.kl:
     losses.get_kl(r.kl)
+  if r.get("overlong_cache"):
+    raise ValueError(f"rl.overlong_cache={r.overlong_cache} is replaced by "
+                     "rl.reward_shaping='overlong' with rl.reward_shaping_kwargs="
+                     f"{{'cache_length': {r.overlong_cache}}}")
+  shaping = losses.get_reward_shaping(r.get("reward_shaping", "none"))
+  losses.check_options(shaping, setup.as_dict(r.get("reward_shaping_kwargs", {})),
+                       f"rl.reward_shaping {r.get('reward_shaping', 'none')!r}", skip=2)
+  rollout.get_prompt_transform(r.get("prompt_transform", "identity"))
   if r.group_size < 1 or r.batch_size % r.group_size:
     raise ValueError(f"rl.batch_size={r.batch_size} is not divisible by "
                      f"rl.group_size={r.group_size}")
-  if r.advantage != "gae" and r.group_size < 2:
-    raise ValueError(f"rl.group_size must be >= 2 for group advantages, got {r.group_size}")
+  if est.group_relative and r.group_size < 2:
+    raise ValueError(f"rl.group_size must be >= 2 for the group-relative advantage "
+                     f"{r.advantage!r}, got {r.group_size}")
   if r.batch_size % r.num_minibatches:
     raise ValueError(f"rl.batch_size={r.batch_size} is not divisible by "
                      f"rl.num_minibatches={r.num_minibatches}")
@@ -63,6 +86,11 @@ def validate(c):
   setup.build_reward_fn(c.task)
 
 
+def single_update(r) -> bool:
+  """One optimiser step per rollout batch: the trainer's old log-probs can be skipped."""
+  return r.ppo_epochs == 1 and r.num_minibatches == 1
+
+
 def make_step(c, config, optimizer, mesh=None):
   r = c.rl
   tis = None
@@ -71,11 +99,18 @@ def make_step(c, config, optimizer, mesh=None):
   return training.make_rl_step(
       config, optimizer, group_size=r.group_size, loss=r.loss,
       loss_kwargs=setup.as_dict(r.loss_kwargs), advantage=r.advantage,
-      advantage_kwargs=setup.as_dict(r.advantage_kwargs), kl=r.kl or None, kl_coef=r.kl_coef,
+      advantage_kwargs=advantage_options(r), kl=r.kl or None, kl_coef=r.kl_coef,
       entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
-      value_trunk_grad=r.value_trunk_grad,
-      gamma=r.gamma, lam=r.lam, tis=tis, temperature=c.sampling.temperature,
-      num_micro_batches=r.num_micro_batches, mesh=mesh)
+      value_trunk_grad=r.value_trunk_grad, tis=tis, temperature=c.sampling.temperature,
+      num_micro_batches=r.num_micro_batches, single_update=single_update(r), mesh=mesh)
+
+
+def sampling_options(c) -> dict:
+  """Sampler settings of the config (0 / empty: off)."""
+  s = c.sampling
+  return dict(temperature=s.temperature, top_p=s.get("top_p", 0.0) or None,
+              top_k=s.get("top_k", 0) or None, min_p=s.get("min_p", 0.0) or None,
+              stop_strings=tuple(s.get("stop_strings", ()) or ()))
 
 
 def run(c) -> dict:
@@ -91,19 +126,28 @@ def run(c) -> dict:
   # A separate copy: the update donates (reuses) the policy's buffers.
   ref_params = jax.tree.map(jnp.copy, params) if r.kl else None
   optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)
-  value_params = training.init_value_head(config.hidden_size) if r.advantage == "gae" else None
-  state = training.init_train_state(params, optimizer, value_params)
   step_fns = make_step(c, config, optimizer, mesh)
+  value_params = training.init_value_head(config.hidden_size) if step_fns.uses_values else None
+  state = training.init_train_state(params, optimizer, value_params)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
   start, state, position, writer, ckpt = setup.open_run(c, state)
   base_key = jax.random.key(c.seed)
-  overlong = (c.sampling.max_new_tokens, r.overlong_cache) if r.overlong_cache else None
+  sample_opts = sampling_options(c)
+  rollout_opts = dict(
+      num_prompts=r.batch_size // r.group_size, group_size=r.group_size,
+      max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops, add_bos=c.task.add_bos,
+      prompt_transform=r.get("prompt_transform", "identity"),
+      reward_shaping=r.get("reward_shaping", "none"),
+      reward_shaping_kwargs=setup.as_dict(r.get("reward_shaping_kwargs", {})),
+      dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,
+      mesh=mesh, **sample_opts)
 
   def evaluate(step):
     ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,
                           max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops,
-                          add_bos=c.task.add_bos, mesh=mesh)
+                          stop_strings=sample_opts["stop_strings"], add_bos=c.task.add_bos,
+                          mesh=mesh)
     writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
     return ev["accuracy"]
 
@@ -111,64 +155,47 @@ def run(c) -> dict:
   accuracy = initial_accuracy if initial_accuracy is not None else float("nan")
   bar = tqdm.tqdm(range(start, c.steps), initial=start, total=c.steps, desc=f"rl[{r.loss}/"
                   f"{r.advantage}]", disable=not c.progress_bar)
+  mb_size = r.batch_size // r.num_minibatches
   for it in bar:
     t0 = time.time()
     key = jax.random.fold_in(base_key, it)
     sample_key, shuffle_key = jax.random.split(key)
-    cursor = [position]
-
-    def next_examples(n):
-      examples, cursor[0] = data.take_batch(train_source, cursor[0], n)
-      return examples
-
-    ro = rollout.collect_rollouts(
-        config, state.params, tokenizer, next_examples, reward_fn, sample_key,
-        num_prompts=r.batch_size // r.group_size, group_size=r.group_size,
-        max_new_tokens=c.sampling.max_new_tokens, temperature=c.sampling.temperature,
-        top_p=c.sampling.top_p or None, stop_tokens=stops, add_bos=c.task.add_bos,
-        dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,
-        overlong=overlong, mesh=mesh)
-    position = cursor[0]
+    ro = rollout.collect_rollouts(config, state.params, tokenizer, train_source, position,
+                                  reward_fn, sample_key, **rollout_opts)
+    position = ro.position
     t_sample = time.time() - t0
-    batch = ro.batch if mesh is None else sharding.shard_batch(ro.batch, mesh)
-    prepared, prep_metrics = prepare(state.params, state.value_params, ref_params, batch)
-    mb_size = r.batch_size // r.num_minibatches
+    batch = ro.batch if mesh is None else training.place_batch(ro.batch, mesh)
+    prepared, prep_metrics = prepare(state, batch, ref_params)
     upd_metrics = []
     for epoch in range(r.ppo_epochs):
-      perm = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch),
-                                               r.batch_size))
+      perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), r.batch_size)
       for k in range(r.num_minibatches):
-        rows = perm[k * mb_size:(k + 1) * mb_size]
-        mb = jax.tree.map(lambda x: x[rows], prepared)
+        mb = prepared if single_update(r) else training.take_rows(
+            prepared, perm[k * mb_size:(k + 1) * mb_size])
         state, m = update(state, mb)
         m = metrics_lib.to_floats(m)
         metrics_lib.check_finite(m, it + 1)
         upd_metrics.append(m)
     dt = time.time() - t0
     um = {k: float(np.mean([m[k] for m in upd_metrics])) for k in upd_metrics[0]}
-    pm = metrics_lib.to_floats(prep_metrics)
-    record = {
-        "train/reward_mean": ro.metrics["reward_mean"],
-        "train/task_reward_mean": ro.metrics["task_reward_mean"],
-        "train/accuracy": ro.metrics["accuracy"],
-        "train/response_length": ro.metrics["response_length"],
-        "train/truncated_frac": ro.metrics["truncated_frac"],
-        "train/informative_group_frac": ro.metrics["informative_group_frac"],
-        "train/sampling_rounds": ro.metrics["sampling_rounds"],
+    # Prepare's metrics are of the batch before any update; without prepare's forward
+    # (single update) the update reports them at the same parameters.
+    pm = {**um, **metrics_lib.to_floats(prep_metrics)}
+    record = {f"train/{k}": v for k, v in ro.metrics.items()
+              if k not in ("generated_tokens", "prompts_sampled")}
+    record.update({
         "train/loss": um["loss"], "train/pg_loss": um["pg_loss"],
         "train/grad_norm": um["grad_norm"],
-        "train/entropy": pm["entropy"], "train/kl": pm.get("kl", um.get("kl", 0.0)),
+        "train/entropy": pm["entropy"], "train/kl": pm.get("kl", 0.0),
         "train/clip_frac": um.get("clip_frac", 0.0), "train/approx_kl": um.get("approx_kl", 0.0),
         "train/advantage_abs_mean": pm["advantage_abs_mean"],
         "perf/tokens_per_s": ro.metrics["generated_tokens"] / dt,
         "perf/sample_time_s": t_sample, "perf/step_time_s": dt,
-    }
+    })
     for k in ("mismatch_k1", "mismatch_k3", "is_weight_mean", "is_clipped_frac"):
       record[f"mismatch/{k}"] = pm[f"mismatch/{k}"]
     if "value_loss" in um:
       record["train/value_loss"] = um["value_loss"]
-    if "overlong_penalty_mean" in ro.metrics:
-      record["train/overlong_penalty_mean"] = ro.metrics["overlong_penalty_mean"]
     writer.write(it + 1, record)
     if (it + 1) % c.eval_every == 0 or it + 1 == c.steps:
       accuracy = evaluate(it + 1)

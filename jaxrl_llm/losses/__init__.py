@@ -9,6 +9,8 @@ Losses return :class:`LossOutput` ``(total, count, metrics)``; the loss is
 
 from jaxrl_llm.losses import advantages
 from jaxrl_llm.losses.advantages import (
+    AdvantageInputs,
+    AdvantageOutput,
     discounted_returns,
     dr_grpo_advantages,
     gae_advantages,
@@ -31,7 +33,7 @@ from jaxrl_llm.losses.aggregation import (
     masked_whiten,
     safe_mean,
 )
-from jaxrl_llm.losses.dapo import dynamic_sampling_filter, overlong_penalty
+from jaxrl_llm.losses.dapo import dynamic_sampling_filter, overlong_penalty, overlong_shaping
 from jaxrl_llm.losses.divergences import (
     entropy_from_logits,
     f_divergence,
@@ -50,6 +52,14 @@ from jaxrl_llm.losses.policy import (
     sequence_log_ratio,
 )
 from jaxrl_llm.losses.preference import dpo_loss, inpo_loss
-from jaxrl_llm.losses.registry import get_advantage_estimator, get_kl, get_policy_loss
+from jaxrl_llm.losses.registry import (
+    AdvantageEstimator,
+    check_options,
+    get_advantage_estimator,
+    get_kl,
+    get_policy_loss,
+    get_reward_shaping,
+    terminal_rewards,
+)
 from jaxrl_llm.losses.types import LossOutput
 from jaxrl_llm.losses.value import clipped_value_loss

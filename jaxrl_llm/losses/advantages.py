@@ -13,7 +13,7 @@ RLOO/OPO give ``s``). All estimators are constants for the policy gradient: the
 outputs are wrapped in ``stop_gradient``.
 """
 
-from typing import Optional
+from typing import Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,36 @@ from jaxrl_llm.losses.aggregation import masked_whiten
 sg = jax.lax.stop_gradient
 
 STD_SCOPES = ("group", "batch", "none")
+
+
+class AdvantageInputs(NamedTuple):
+  """What every registered estimator reads (``losses.get_advantage_estimator``).
+
+  rewards:   [B] float, one scalar reward per response (task reward + shaping).
+  mask:      [B, T] tokens that get an advantage (the batch's ``loss_mask``).
+  group_ids: [B] int, prompt group of each row (any integers; groups need not
+             be contiguous nor of equal size).
+  values:    [B, T] float critic values ``V(s_t)``, or None (only estimators
+             registered with ``uses_values=True`` read them).
+  """
+
+  rewards: jax.Array
+  mask: jax.Array
+  group_ids: jax.Array
+  values: Optional[jax.Array] = None
+
+
+class AdvantageOutput(NamedTuple):
+  """What every registered estimator returns.
+
+  advantages: [B, T] float, 0 off the mask, wrapped in ``stop_gradient``.
+  returns:    [B, T] value targets, or None (estimators without a critic).
+  metrics:    scalar diagnostics.
+  """
+
+  advantages: jax.Array
+  returns: Optional[jax.Array]
+  metrics: Mapping[str, jax.Array]
 
 
 def group_index(batch_size: int, group_ids: Optional[jax.Array] = None,

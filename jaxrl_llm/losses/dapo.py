@@ -59,3 +59,19 @@ def overlong_penalty(lengths: jax.Array, *, max_length: int, cache_length: int) 
   start = max_length - cache_length
   ramp = (start - lengths) / cache_length
   return jnp.where(lengths <= start, 0.0, jnp.where(lengths <= max_length, ramp, -1.0))
+
+
+def overlong_shaping(rewards: jax.Array, completion_mask: jax.Array, *, cache_length: int,
+                     max_length=None) -> tuple[jax.Array, dict]:
+  """Registered reward shaping ``"overlong"``: ``r + R_len(L)`` (:func:`overlong_penalty`).
+
+  ``L = completion_mask.sum(-1)``; ``max_length`` defaults to the completion
+  width ``N`` (the sampler's ``max_new_tokens``). Metric ``overlong_penalty_mean``.
+  """
+  _checks.check_rank(completion_mask, 2, "completion_mask")
+  _checks.check_shape(rewards, completion_mask.shape[:1], "rewards")
+  max_length = completion_mask.shape[1] if max_length is None else max_length
+  lengths = jnp.sum(jnp.asarray(completion_mask).astype(jnp.int32), axis=1)
+  penalty = overlong_penalty(lengths, max_length=max_length, cache_length=cache_length)
+  return (jnp.asarray(rewards, jnp.float32) + penalty,
+          {"overlong_penalty_mean": jnp.mean(penalty)})

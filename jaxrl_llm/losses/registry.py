@@ -1,14 +1,29 @@
 """Name -> function registries, so a config string selects an objective.
 
+Everything a method may swap is reached through one table here, and every entry
+of one table has one signature, so callers never branch on a name:
+
+* policy losses:  ``fn(logprobs, old_logprobs, advantages, mask, **options) -> LossOutput``
+* advantages:     ``estimator(AdvantageInputs, **options) -> AdvantageOutput``
+  (adapters below over the pure math of :mod:`jaxrl_llm.losses.advantages`;
+  adding an estimator is one adapter and one table row in this file)
+* KL estimators:  ``fn(logprobs, ref_logprobs) -> per-token KL``
+* reward shaping: ``fn(rewards [B], completion_mask [B, N], **options) -> (rewards, metrics)``
+
 The tables are read-only mappings built at import time (no mutable module
 state); every entry is an ordinary importable function.
 """
 
 import functools
+import inspect
 import types
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from jaxrl_llm.losses import advantages, divergences, policy
+import jax
+import jax.numpy as jnp
+
+from jaxrl_llm.losses import advantages, dapo, divergences, policy
+from jaxrl_llm.losses.advantages import AdvantageInputs, AdvantageOutput
 
 POLICY_LOSSES = types.MappingProxyType({
     "ppo": policy.ppo_policy_loss,
@@ -19,20 +34,155 @@ POLICY_LOSSES = types.MappingProxyType({
     "gpg": policy.gpg_policy_loss,
 })
 
+
+# ---- advantage estimators: one protocol --------------------------------------------------
+
+
+class AdvantageEstimator(NamedTuple):
+  """A registered estimator: ``est(inputs, **options) -> AdvantageOutput``.
+
+  uses_values: it reads ``inputs.values`` (a critic; the trainer then keeps a
+    value head and fits it to ``returns``).
+  group_relative: its baseline comes from the other responses of a prompt's
+    group, so it needs groups of at least 2.
+  """
+
+  fn: Callable[..., AdvantageOutput]
+  uses_values: bool = False
+  group_relative: bool = True
+
+  def __call__(self, inputs: AdvantageInputs, **options) -> AdvantageOutput:
+    return self.fn(inputs, **options)
+
+  @property
+  def options(self) -> tuple:
+    """Names of the keyword options ``fn`` accepts."""
+    return tuple(p.name for p in inspect.signature(self.fn).parameters.values()
+                 if p.kind == p.KEYWORD_ONLY)
+
+
+def terminal_rewards(rewards: jax.Array, mask: jax.Array) -> jax.Array:
+  """Puts each sequence's reward on its last masked-in token: ``[B] -> [B, T]`` (0 if none)."""
+  m = mask.astype(jnp.int32)
+  t = m.shape[1]
+  last = t - 1 - jnp.argmax(m[:, ::-1], axis=1)
+  onehot = jax.nn.one_hot(last, t, dtype=jnp.float32) * (jnp.sum(m, axis=1) > 0)[:, None]
+  return onehot * rewards[:, None].astype(jnp.float32)
+
+
+def _per_token(scores_adv, inputs):
+  """``[B]`` outcome advantages broadcast over the masked tokens."""
+  m = inputs.mask.astype(jnp.float32)
+  return AdvantageOutput(scores_adv[:, None] * m, None, {})
+
+
+def _scores(inputs):
+  return inputs.rewards.astype(jnp.float32)
+
+
+def grpo_estimator(inputs: AdvantageInputs, *, std_scope: str = "group",
+                   eps: float = 1e-6) -> AdvantageOutput:
+  """:func:`advantages.grpo_advantages` per token."""
+  return _per_token(advantages.grpo_advantages(_scores(inputs), group_ids=inputs.group_ids,
+                                               std_scope=std_scope, eps=eps), inputs)
+
+
+def dr_grpo_estimator(inputs: AdvantageInputs) -> AdvantageOutput:
+  """:func:`advantages.dr_grpo_advantages` per token."""
+  return _per_token(advantages.dr_grpo_advantages(_scores(inputs), group_ids=inputs.group_ids),
+                    inputs)
+
+
+def lite_ppo_estimator(inputs: AdvantageInputs, *, eps: float = 1e-6) -> AdvantageOutput:
+  """:func:`advantages.lite_ppo_advantages` per token."""
+  return _per_token(advantages.lite_ppo_advantages(_scores(inputs), group_ids=inputs.group_ids,
+                                                   eps=eps), inputs)
+
+
+def rloo_estimator(inputs: AdvantageInputs) -> AdvantageOutput:
+  """:func:`advantages.rloo_advantages` per token."""
+  return _per_token(advantages.rloo_advantages(_scores(inputs), group_ids=inputs.group_ids),
+                    inputs)
+
+
+def opo_estimator(inputs: AdvantageInputs) -> AdvantageOutput:
+  """:func:`advantages.opo_advantages` per token, lengths = ``mask.sum(-1)``."""
+  lengths = jnp.sum(inputs.mask.astype(jnp.float32), axis=1)
+  return _per_token(advantages.opo_advantages(_scores(inputs), lengths,
+                                              group_ids=inputs.group_ids), inputs)
+
+
+def gpg_estimator(inputs: AdvantageInputs, *, f_norm: float = 1.0) -> AdvantageOutput:
+  """:func:`advantages.gpg_advantages` per token."""
+  return _per_token(advantages.gpg_advantages(_scores(inputs), group_ids=inputs.group_ids,
+                                              f_norm=f_norm), inputs)
+
+
+def grpo_passk_estimator(inputs: AdvantageInputs, *, normalize_by_std: bool = True,
+                         eps: float = 1e-6) -> AdvantageOutput:
+  """:func:`advantages.grpo_passk_advantages` per token."""
+  return _per_token(advantages.grpo_passk_advantages(
+      _scores(inputs), group_ids=inputs.group_ids, normalize_by_std=normalize_by_std, eps=eps),
+      inputs)
+
+
+def reinforce_plus_plus_estimator(inputs: AdvantageInputs, *,
+                                  gamma: float = 1.0) -> AdvantageOutput:
+  """:func:`advantages.reinforce_plus_plus_advantages` on the terminal token rewards."""
+  adv, returns = advantages.reinforce_plus_plus_advantages(
+      terminal_rewards(inputs.rewards, inputs.mask), inputs.mask, gamma=gamma)
+  return AdvantageOutput(adv, returns, {})
+
+
+def reinforce_plus_plus_baseline_estimator(inputs: AdvantageInputs) -> AdvantageOutput:
+  """:func:`advantages.reinforce_plus_plus_baseline_advantages`."""
+  adv = advantages.reinforce_plus_plus_baseline_advantages(_scores(inputs), inputs.mask,
+                                                           group_ids=inputs.group_ids)
+  return AdvantageOutput(adv, None, {})
+
+
+def gae_estimator(inputs: AdvantageInputs, *, gamma: float = 1.0, lam: float = 1.0,
+                  whiten: bool = True) -> AdvantageOutput:
+  """:func:`advantages.gae_advantages` on the terminal token rewards and ``inputs.values``."""
+  if inputs.values is None:
+    raise ValueError("advantage estimator 'gae' needs AdvantageInputs.values (a critic)")
+  m = inputs.mask.astype(jnp.float32)
+  adv, returns = advantages.gae_advantages(terminal_rewards(inputs.rewards, inputs.mask),
+                                           inputs.values * m, inputs.mask, gamma=gamma,
+                                           lam=lam, whiten=whiten)
+  return AdvantageOutput(adv, returns, {})
+
+
 ADVANTAGE_ESTIMATORS = types.MappingProxyType({
-    "grpo": advantages.grpo_advantages,
-    "dr_grpo": advantages.dr_grpo_advantages,
-    "lite_ppo": advantages.lite_ppo_advantages,
-    "rloo": advantages.rloo_advantages,
-    "opo": advantages.opo_advantages,
-    "gpg": advantages.gpg_advantages,
-    "grpo_passk": advantages.grpo_passk_advantages,
-    "reinforce_plus_plus": advantages.reinforce_plus_plus_advantages,
-    "reinforce_plus_plus_baseline": advantages.reinforce_plus_plus_baseline_advantages,
-    "gae": advantages.gae_advantages,
+    "grpo": AdvantageEstimator(grpo_estimator),
+    "dr_grpo": AdvantageEstimator(dr_grpo_estimator),
+    "lite_ppo": AdvantageEstimator(lite_ppo_estimator),
+    "rloo": AdvantageEstimator(rloo_estimator),
+    "opo": AdvantageEstimator(opo_estimator),
+    "gpg": AdvantageEstimator(gpg_estimator),
+    "grpo_passk": AdvantageEstimator(grpo_passk_estimator),
+    "reinforce_plus_plus": AdvantageEstimator(reinforce_plus_plus_estimator,
+                                              group_relative=False),
+    "reinforce_plus_plus_baseline": AdvantageEstimator(reinforce_plus_plus_baseline_estimator),
+    "gae": AdvantageEstimator(gae_estimator, uses_values=True, group_relative=False),
 })
 
 KL_ESTIMATORS = tuple(divergences.KL_KINDS) + tuple(k + "+" for k in divergences.KL_KINDS)
+
+
+# ---- reward shaping ------------------------------------------------------------------
+
+
+def no_shaping(rewards: jax.Array, completion_mask: jax.Array) -> tuple[jax.Array, dict]:
+  """Identity shaping: the task rewards unchanged."""
+  del completion_mask
+  return rewards, {}
+
+
+REWARD_SHAPINGS = types.MappingProxyType({
+    "none": no_shaping,
+    "overlong": dapo.overlong_shaping,
+})
 
 
 def _lookup(table, name: str, what: str):
@@ -41,13 +191,25 @@ def _lookup(table, name: str, what: str):
   return table[name]
 
 
+def check_options(fn: Callable, options, what: str, skip: int = 0) -> dict:
+  """``dict(options)`` after checking every key is an option of ``fn`` (its parameters
+  after the first ``skip``, which the caller passes itself)."""
+  options = dict(options or {})
+  known = [p.name for p in list(inspect.signature(fn).parameters.values())[skip:]
+           if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+  bad = sorted(set(options) - set(known))
+  if bad:
+    raise ValueError(f"{bad} are not options of {what}; its options: {', '.join(known) or 'none'}")
+  return options
+
+
 def get_policy_loss(name: str) -> Callable:
   """``fn(logprobs, old_logprobs, advantages, mask, **options) -> LossOutput``."""
   return _lookup(POLICY_LOSSES, name, "policy loss")
 
 
-def get_advantage_estimator(name: str) -> Callable:
-  """The advantage estimator registered under ``name`` (signatures differ; see each)."""
+def get_advantage_estimator(name: str) -> AdvantageEstimator:
+  """``est(AdvantageInputs, **options) -> AdvantageOutput`` registered under ``name``."""
   return _lookup(ADVANTAGE_ESTIMATORS, name, "advantage estimator")
 
 
@@ -56,3 +218,8 @@ def get_kl(name: str) -> Callable:
   if name not in KL_ESTIMATORS:
     raise ValueError(f"unknown KL estimator {name!r}; known: {', '.join(KL_ESTIMATORS)}")
   return functools.partial(divergences.kl_divergence, kind=name)
+
+
+def get_reward_shaping(name: str) -> Callable:
+  """``fn(rewards [B], completion_mask [B, N], **options) -> (rewards, metrics)``."""
+  return _lookup(REWARD_SHAPINGS, name or "none", "reward shaping")

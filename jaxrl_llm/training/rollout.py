@@ -1,50 +1,157 @@
-"""Host-side rollout plumbing: encode prompts, sample groups, score, DAPO dynamic
-sampling and overlong shaping, build the RL batch, greedy held-out evaluation."""
+"""Rollouts: encode prompts, sample groups on device, score on the host, build a RolloutBatch.
+
+The data path (DESIGN.md "Calling conventions"): prompts are encoded on the
+host; the sampler's arrays stay on device; only the completion tokens cross to
+the host, to be decoded for the verifier (and cut at stop strings); the rewards
+come back as one ``[B]`` array; DAPO dynamic sampling picks whole groups by row
+index (one ``jnp.take``), after the prompts of all rounds are left-padded to one
+width once. Greedy held-out evaluation (:func:`evaluate`) reads texts only.
+
+A *prompt transform* (``PROMPT_TRANSFORMS``, identity by default) turns the
+examples into the prompt texts and optional forced completion prefixes; forced
+tokens stay in the completion (they are context for the rest) but are out of
+the batch's ``loss_mask``.
+"""
 
 from __future__ import annotations
 
+import types
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
-from jaxrl_llm import losses, sampling
+from jaxrl_llm import data, losses, sampling
 from jaxrl_llm.sampling import bucket_length
 from jaxrl_llm.sharding import SAMPLING_RULES
+from jaxrl_llm.training.batch import RolloutBatch, make_rollout_batch
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool,
-                   min_width: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool, min_width: int = 16,
+                   width: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
   """Left-padded ``[B, P]`` tokens and mask; ``P`` is bucketed (power of two) to limit recompiles."""
   ids = [tokenizer.encode(p, add_bos=add_bos) for p in prompts]
-  width = bucket_length(max(len(x) for x in ids), min_width)
+  if width is None:
+    width = bucket_length(max(len(x) for x in ids), min_width)
   from jaxrl_llm.models import left_pad
   return left_pad(ids, tokenizer.pad_id, width)
 
 
-class Rollouts(NamedTuple):
-  batch: dict            # the RL batch (numpy arrays), see jaxrl_llm.training.rl
-  completions: list      # decoded completion text per row
-  task_rewards: np.ndarray  # [B] verifiable reward before shaping
-  metrics: dict
+# ---- prompt transforms -------------------------------------------------------------------
+
+
+class PromptPlan(NamedTuple):
+  """What a prompt transform returns: one prompt text per example and, optionally,
+  a forced completion prefix per example (``""``: none)."""
+
+  prompts: list
+  prefixes: Optional[list] = None
+
+
+def identity_prompts(examples) -> PromptPlan:
+  """The examples' own prompts, nothing forced."""
+  return PromptPlan([ex.prompt for ex in examples], None)
+
+
+# ``fn(examples, **options) -> PromptPlan``; methods that add hints or forced
+# prefixes register theirs here.
+PROMPT_TRANSFORMS = types.MappingProxyType({"identity": identity_prompts})
+
+
+def get_prompt_transform(name: str) -> Callable:
+  name = name or "identity"
+  if name not in PROMPT_TRANSFORMS:
+    raise ValueError(f"unknown prompt transform {name!r}; known: "
+                     f"{', '.join(sorted(PROMPT_TRANSFORMS))}")
+  return PROMPT_TRANSFORMS[name]
+
+
+def _prefix_tokens(tokenizer, prefixes, max_new_tokens: int):
+  """``[B, F]`` forced prefix ids, ``-1`` = sample; None when nothing is forced."""
+  if not prefixes or not any(prefixes):
+    return None
+  ids = [tokenizer.encode(p, add_bos=False) if p else [] for p in prefixes]
+  width = max(len(x) for x in ids)
+  if width > max_new_tokens:
+    raise ValueError(f"a forced prefix has {width} tokens, more than max_new_tokens="
+                     f"{max_new_tokens}")
+  out = np.full((len(ids), width), -1, np.int32)
+  for i, x in enumerate(ids):
+    out[i, :len(x)] = x
+  return out
+
+
+# ---- host reads --------------------------------------------------------------------------
+
+
+def host_read(x) -> np.ndarray:
+  """A device array's values on this host: ``device_get`` when this process holds all of
+  it, else an all-gather across processes (never ``np.asarray`` of a global array)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(jax.device_get(x))
+
+
+def stop_string_cut(tokenizer, row_tokens: np.ndarray, text: str,
+                    stop_strings: Sequence[str]) -> tuple[int, str]:
+  """``(k, text')``: the completion ends after token ``k`` (the first one whose decoded
+  prefix contains a stop string) and the verifier sees the text before the stop string.
+  ``k = len(row_tokens)`` and ``text' = text`` when no stop string occurs."""
+  hits = [i for i in (text.find(s) for s in stop_strings if s) if i >= 0]
+  n = len(row_tokens)
+  if not hits:
+    return n, text
+  contains = lambda k: any(s and s in tokenizer.decode(row_tokens[:k]) for s in stop_strings)
+  lo, hi = 1, n  # smallest k with contains(k); contains(n) holds
+  while lo < hi:
+    mid = (lo + hi) // 2
+    if contains(mid):
+      hi = mid
+    else:
+      lo = mid + 1
+  return lo, text[:min(hits)]
+
+
+class _Round(NamedTuple):
+  prompt_tokens: np.ndarray  # [B, P] host, one row per prompt
+  prompt_mask: np.ndarray
+  out: sampling.SampleOutput  # device, B * G rows
+  mask: jax.Array            # [B*G, N] device completion mask (after stop strings)
+  texts: list
 
 
 def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
                   max_new_tokens: int, temperature: float = 1.0, top_p: Optional[float] = None,
-                  stop_tokens=(), add_bos: bool = True, mesh=None, rules=SAMPLING_RULES):
-  """G completions per example: ``(prompt_tokens [B*G, P], prompt_mask, SampleOutput, texts)``.
+                  top_k: Optional[int] = None, min_p: Optional[float] = None, stop_tokens=(),
+                  stop_strings: Sequence[str] = (), prompt_transform: str = "identity",
+                  prompt_transform_kwargs: Optional[dict] = None, add_bos: bool = True,
+                  mesh=None, rules=SAMPLING_RULES) -> _Round:
+  """G completions per example, arrays left on device; only tokens are read to decode.
 
   With a ``mesh`` the sampler lays its batch and KV cache out by the logical-axis
-  ``rules`` (default: the sampling layout) on it.
+  ``rules`` (default: the sampling layout) on it. Stop strings cut the text the
+  verifier sees and end the completion mask after the token that completes one.
   """
-  tokens, mask = encode_prompts(tokenizer, [ex.prompt for ex in examples], add_bos=add_bos)
+  plan = get_prompt_transform(prompt_transform)(examples, **(prompt_transform_kwargs or {}))
+  tokens, mask = encode_prompts(tokenizer, plan.prompts, add_bos=add_bos)
+  prefix = _prefix_tokens(tokenizer, plan.prefixes, max_new_tokens)
   out = sampling.generate(config, params, tokens, mask, key, max_new_tokens=max_new_tokens,
                           num_samples=group_size, temperature=temperature, top_p=top_p,
-                          stop_tokens=stop_tokens, pad_token_id=tokenizer.pad_id,
-                          mesh=mesh, rules=rules)
-  out = jax.tree.map(np.asarray, out)
-  texts = tokenizer.batch_decode(out.tokens)
-  return (np.repeat(tokens, group_size, 0), np.repeat(mask, group_size, 0), out, texts)
+                          top_k=top_k, min_p=min_p, stop_tokens=stop_tokens,
+                          prefix_tokens=prefix, pad_token_id=tokenizer.pad_id, mesh=mesh,
+                          rules=rules)
+  host_tokens = host_read(out.tokens)
+  texts = tokenizer.batch_decode(host_tokens)
+  comp_mask = out.mask
+  if stop_strings:
+    cuts = np.full((len(texts),), max_new_tokens, np.int32)
+    for i, t in enumerate(texts):
+      cuts[i], texts[i] = stop_string_cut(tokenizer, host_tokens[i], t, stop_strings)
+    if np.any(cuts < max_new_tokens):
+      comp_mask = comp_mask & (jnp.arange(max_new_tokens)[None] < jnp.asarray(cuts)[:, None])
+  return _Round(tokens, mask, out, comp_mask, texts)
 
 
 def score(reward_fn: Callable, texts: Sequence[str], examples, group_size: int) -> np.ndarray:
@@ -52,100 +159,129 @@ def score(reward_fn: Callable, texts: Sequence[str], examples, group_size: int) 
                     np.float32)
 
 
-def collect_rollouts(config, params, tokenizer, next_examples: Callable, reward_fn: Callable,
-                     key, *, num_prompts: int, group_size: int, max_new_tokens: int,
-                     temperature: float = 1.0, top_p: Optional[float] = None, stop_tokens=(),
-                     add_bos: bool = True, dynamic_sampling: bool = False,
-                     max_sampling_rounds: int = 4,
-                     overlong: Optional[tuple[int, int]] = None, mesh=None,
+class Rollouts(NamedTuple):
+  batch: RolloutBatch       # on device; rewards include the shaping
+  completions: list         # decoded completion text per row (what the verifier saw)
+  task_rewards: np.ndarray  # [B] verifiable reward before shaping (host)
+  metrics: dict             # floats
+  position: object          # the data position after the examples used
+
+
+def _left_pad_to(x: np.ndarray, width: int) -> np.ndarray:
+  return np.pad(x, ((0, 0), (width - x.shape[1], 0)))
+
+
+def collect_rollouts(config, params, tokenizer, source, position, reward_fn: Callable, key, *,
+                     num_prompts: int, group_size: int, max_new_tokens: int,
+                     temperature: float = 1.0, top_p: Optional[float] = None,
+                     top_k: Optional[int] = None, min_p: Optional[float] = None,
+                     stop_tokens=(), stop_strings: Sequence[str] = (), add_bos: bool = True,
+                     prompt_transform: str = "identity",
+                     prompt_transform_kwargs: Optional[dict] = None,
+                     reward_shaping: str = "none", reward_shaping_kwargs: Optional[dict] = None,
+                     dynamic_sampling: bool = False, max_sampling_rounds: int = 4,
+                     next_examples: Callable = data.take_batch, mesh=None,
                      rules=SAMPLING_RULES) -> Rollouts:
   """Samples ``num_prompts`` groups of ``group_size`` completions and scores them.
 
-  ``next_examples(n)`` returns the next ``n`` training examples (it advances
-  the caller's data position). With ``dynamic_sampling`` (DAPO, Yu et al. 2025)
-  groups whose rewards are all equal are dropped and more prompts are drawn,
-  up to ``max_sampling_rounds`` rounds, until ``num_prompts`` informative groups
-  are collected; if the rounds run out the batch is topped up with dropped
-  groups (they have zero group-relative advantage, so they add no gradient).
-  ``overlong = (max_length, cache_length)`` adds DAPO's soft overlong penalty
-  to the reward. ``mesh``/``rules`` are passed to the sampler (see ``sample_groups``).
+  ``next_examples(source, position, n) -> (examples, position)`` is a pure
+  function (default ``data.take_batch``); the position after the last draw is
+  returned in ``Rollouts.position``. With ``dynamic_sampling`` (DAPO, Yu et al.
+  2025) groups whose rewards are all equal are dropped and more prompts are
+  drawn, up to ``max_sampling_rounds`` rounds, until ``num_prompts``
+  informative groups are collected; if the rounds run out the batch is topped
+  up with dropped groups (they have zero group-relative advantage, so they add
+  no gradient). ``reward_shaping`` names a ``losses.get_reward_shaping`` entry
+  applied to the task rewards (e.g. ``"overlong"``, DAPO's soft overlong
+  penalty). ``mesh``/``rules`` are passed to the sampler (see ``sample_groups``).
   """
-  kept, dropped, n_sampled, rounds = [], [], 0, 0
+  shaping = losses.get_reward_shaping(reward_shaping)
+  shaping_kwargs = losses.check_options(shaping, reward_shaping_kwargs,
+                                        f"reward shaping {reward_shaping!r}", skip=2)
+  g = group_size
+  rounds, rewards, all_texts, chosen, dropped, n_sampled = [], [], [], [], [], 0
+  offset = 0
   while True:
-    examples = next_examples(num_prompts)
+    examples, position = next_examples(source, position, num_prompts)
     key, sub = jax.random.split(key)
-    pt, pm, out, texts = sample_groups(
-        config, params, tokenizer, examples, sub, group_size=group_size,
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-        stop_tokens=stop_tokens, add_bos=add_bos, mesh=mesh, rules=rules)
-    rewards = score(reward_fn, texts, examples, group_size)
-    rounds += 1
+    rd = sample_groups(config, params, tokenizer, examples, sub, group_size=g,
+                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                       top_k=top_k, min_p=min_p, stop_tokens=stop_tokens,
+                       stop_strings=stop_strings, prompt_transform=prompt_transform,
+                       prompt_transform_kwargs=prompt_transform_kwargs, add_bos=add_bos,
+                       mesh=mesh, rules=rules)
+    r = score(reward_fn, rd.texts, examples, g)
+    rounds.append(rd)
+    rewards.append(r)
+    all_texts += rd.texts
     n_sampled += len(examples)
-    groups = []
-    for g in range(len(examples)):
-      rows = slice(g * group_size, (g + 1) * group_size)
-      groups.append(dict(prompt_tokens=pt[rows], prompt_mask=pm[rows],
-                         completion_tokens=out.tokens[rows], completion_mask=out.mask[rows],
-                         sampler_logprobs=out.temperature_logprobs[rows], task_rewards=rewards[rows],
-                         texts=texts[rows]))
-    if dynamic_sampling:
-      keep, _, _ = losses.dynamic_sampling_filter(rewards, group_size=group_size)
-      keep = np.asarray(keep)[::group_size]
-      kept += [g for g, k in zip(groups, keep) if k]
-      dropped += [g for g, k in zip(groups, keep) if not k]
-      if len(kept) >= num_prompts or rounds >= max_sampling_rounds:
-        break
-    else:
-      kept = groups
+    groups = offset // g + np.arange(len(examples))  # global group index
+    offset += len(examples) * g
+    if not dynamic_sampling:
+      chosen += list(groups)
       break
-  chosen = (kept + dropped)[:num_prompts]
-  informative = sum(float(g["task_rewards"].max() > g["task_rewards"].min()) for g in chosen)
-  # Prompt widths can differ between rounds: left-pad to the widest.
-  width = max(g["prompt_tokens"].shape[1] for g in chosen)
-  def pad_left(x):
-    return np.pad(x, ((0, 0), (width - x.shape[1], 0)))
-  cat = lambda name, f=lambda x: x: np.concatenate([f(g[name]) for g in chosen], 0)
-  task_rewards = cat("task_rewards")
-  mask = cat("completion_mask").astype(np.int32)
-  rewards = task_rewards.copy()
-  metrics = {}
-  if overlong is not None:
-    penalty = np.asarray(losses.overlong_penalty(mask.sum(1), max_length=overlong[0],
-                                                 cache_length=overlong[1]))
-    rewards = rewards + penalty
-    metrics["overlong_penalty_mean"] = float(penalty.mean())
-  batch = dict(prompt_tokens=cat("prompt_tokens", pad_left).astype(np.int32),
-               prompt_mask=cat("prompt_mask", pad_left).astype(np.int32),
-               completion_tokens=cat("completion_tokens").astype(np.int32),
-               completion_mask=mask,
-               sampler_logprobs=(cat("sampler_logprobs") * mask).astype(np.float32),
-               rewards=rewards.astype(np.float32))
-  texts = [t for g in chosen for t in g["texts"]]
+    keep = np.asarray(losses.dynamic_sampling_filter(r, group_size=g)[0])[::g]
+    chosen += list(groups[keep])
+    dropped += list(groups[~keep])
+    if len(chosen) >= num_prompts or len(rounds) >= max_sampling_rounds:
+      break
+  groups = np.asarray((chosen + dropped)[:num_prompts], np.int32)
+  rows = (groups[:, None] * g + np.arange(g)[None]).reshape(-1)
+  task_rewards = np.concatenate(rewards)[rows]
+  texts = [all_texts[i] for i in rows]
+
+  # Prompts: host arrays, left-padded to one width once, one row per completion.
+  width = max(rd.prompt_tokens.shape[1] for rd in rounds)
+  prompt_tokens = np.concatenate([_left_pad_to(rd.prompt_tokens, width) for rd in rounds])
+  prompt_mask = np.concatenate([_left_pad_to(rd.prompt_mask, width) for rd in rounds])
+  prompt_tokens, prompt_mask = prompt_tokens[rows // g], prompt_mask[rows // g]
+
+  # Completions: on device; one gather by row index (none when nothing was dropped).
+  def gather(parts):
+    x = parts[0] if len(parts) == 1 else jnp.concatenate(parts, 0)
+    if len(rounds) == 1 and np.array_equal(rows, np.arange(x.shape[0])):
+      return x
+    return jnp.take(x, jnp.asarray(rows), axis=0)
+
+  tokens = gather([rd.out.tokens for rd in rounds])
+  mask = gather([rd.mask for rd in rounds])
+  forced = gather([rd.out.forced for rd in rounds])
+  sampler_logprobs = gather([rd.out.temperature_logprobs for rd in rounds])
+  sampler_logprobs = jnp.where(mask, sampler_logprobs, 0.0).astype(jnp.float32)
+  shaped, shaping_metrics = shaping(jnp.asarray(task_rewards), mask, **shaping_kwargs)
+  batch = make_rollout_batch(
+      jnp.asarray(prompt_tokens, jnp.int32), jnp.asarray(prompt_mask, jnp.int32),
+      tokens.astype(jnp.int32), mask, sampler_logprobs, shaped.astype(jnp.float32),
+      group_ids=jnp.arange(rows.shape[0], dtype=jnp.int32) // g, loss_mask=mask & ~forced,
+      is_off_policy=jnp.zeros(rows.shape, bool))
+  lengths = jnp.sum(mask, axis=1)
+  device_metrics = jax.device_get({
+      "reward_mean": jnp.mean(batch.rewards), "response_length": jnp.mean(lengths),
+      "truncated_frac": jnp.mean(lengths >= max_new_tokens),
+      "generated_tokens": jnp.sum(lengths), **shaping_metrics})
+  tg = task_rewards.reshape(-1, g)
+  metrics = {k: float(v) for k, v in device_metrics.items()}
   metrics.update({
-      "reward_mean": float(rewards.mean()), "task_reward_mean": float(task_rewards.mean()),
+      "task_reward_mean": float(task_rewards.mean()),
       "accuracy": float((task_rewards >= 1.0).mean()),
-      "response_length": float(mask.sum(1).mean()),
-      "truncated_frac": float((mask.sum(1) >= max_new_tokens).mean()),
-      "sampling_rounds": float(rounds), "prompts_sampled": float(n_sampled),
-      "informative_group_frac": float(informative / num_prompts),
-      "generated_tokens": float(mask.sum()),
+      "sampling_rounds": float(len(rounds)), "prompts_sampled": float(n_sampled),
+      "informative_group_frac": float((tg.max(1) > tg.min(1)).mean()),
   })
-  return Rollouts(batch, texts, task_rewards, metrics)
+  return Rollouts(batch, texts, task_rewards, metrics, position)
 
 
 def evaluate(config, params, tokenizer, examples, reward_fn: Callable, *, max_new_tokens: int,
-             batch_size: int = 64, stop_tokens=(), add_bos: bool = True, mesh=None,
-             rules=SAMPLING_RULES) -> dict:
+             batch_size: int = 64, stop_tokens=(), stop_strings: Sequence[str] = (),
+             add_bos: bool = True, mesh=None, rules=SAMPLING_RULES) -> dict:
   """Greedy (temperature 0) held-out accuracy: fraction of examples with reward >= 1."""
   rewards = []
   for i in range(0, len(examples), batch_size):
     chunk = list(examples[i:i + batch_size])
     n_real = len(chunk)
     chunk += [chunk[-1]] * (batch_size - n_real) if len(examples) > batch_size else []
-    _, _, _, texts = sample_groups(config, params, tokenizer, chunk, jax.random.key(0),
-                                   group_size=1, max_new_tokens=max_new_tokens, temperature=0.0,
-                                   stop_tokens=stop_tokens, add_bos=add_bos, mesh=mesh,
-                                   rules=rules)
-    rewards.extend(score(reward_fn, texts[:n_real], chunk[:n_real], 1))
+    rd = sample_groups(config, params, tokenizer, chunk, jax.random.key(0), group_size=1,
+                       max_new_tokens=max_new_tokens, temperature=0.0, stop_tokens=stop_tokens,
+                       stop_strings=stop_strings, add_bos=add_bos, mesh=mesh, rules=rules)
+    rewards.extend(score(reward_fn, rd.texts[:n_real], chunk[:n_real], 1))
   rewards = np.asarray(rewards)
   return {"accuracy": float((rewards >= 1.0).mean()), "reward_mean": float(rewards.mean())}

@@ -162,4 +162,5 @@ def test_group_bad_inputs():
 
 def test_estimators_are_exported_flat():
   assert losses.grpo_advantages is adv.grpo_advantages
-  assert losses.get_advantage_estimator("reinforce_plus_plus") is adv.reinforce_plus_plus_advantages
+  assert (losses.get_advantage_estimator("reinforce_plus_plus").fn
+          is losses.registry.reinforce_plus_plus_estimator)

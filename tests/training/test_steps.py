@@ -21,7 +21,7 @@ def setup():
   return config, params
 
 
-def rl_batch(seed=0, b=8, p=4, n=5):
+def rl_batch(seed=0, b=8, p=4, n=5, group_size=2):
   rng = np.random.default_rng(seed)
   prompt_mask = np.ones((b, p), np.int32)
   prompt_mask[::3, :2] = 0  # some left padding
@@ -31,21 +31,21 @@ def rl_batch(seed=0, b=8, p=4, n=5):
   completion_tokens = np.where(completion_mask, rng.integers(3, VOCAB, (b, n)), 0).astype(np.int32)
   rewards = rng.integers(0, 2, b).astype(np.float32)
   rewards[:2] = [1.0, 0.0]  # group 0 is informative whatever the seed
-  return {"prompt_tokens": prompt_tokens, "prompt_mask": prompt_mask,
-          "completion_tokens": completion_tokens, "completion_mask": completion_mask,
-          "sampler_logprobs": rng.normal(-2.0, 0.1, (b, n)).astype(np.float32) * completion_mask,
-          "rewards": rewards}
+  return training.make_rollout_batch(
+      prompt_tokens, prompt_mask, completion_tokens, completion_mask,
+      rng.normal(-2.0, 0.1, (b, n)).astype(np.float32) * completion_mask, rewards,
+      group_size=group_size)
 
 
 def numpy_logprobs(config, params, batch):
   """Independent path: full logits from models.forward, log-softmax and gather in NumPy."""
-  tokens = np.concatenate([batch["prompt_tokens"], batch["completion_tokens"]], 1)
-  mask = np.concatenate([batch["prompt_mask"], batch["completion_mask"]], 1)
+  tokens = np.concatenate([batch.prompt_tokens, batch.completion_tokens], 1)
+  mask = np.concatenate([batch.prompt_mask, batch.completion_mask], 1)
   logits = np.asarray(models.forward(config, params, tokens, mask), np.float64)
   logp = logits - logits.max(-1, keepdims=True)
   logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
-  p = batch["prompt_tokens"].shape[1]
-  n = batch["completion_tokens"].shape[1]
+  p = batch.prompt_tokens.shape[1]
+  n = batch.completion_tokens.shape[1]
   out = np.zeros((tokens.shape[0], n))
   for i in range(tokens.shape[0]):
     for t in range(n):
@@ -56,8 +56,8 @@ def numpy_logprobs(config, params, batch):
 def test_completion_logprobs_match_dense_forward(setup):
   config, params = setup
   batch = rl_batch()
-  got = training.completion_logprobs(config, params, batch["prompt_tokens"], batch["prompt_mask"],
-                                     batch["completion_tokens"], batch["completion_mask"])
+  got = training.completion_logprobs(config, params, batch.prompt_tokens, batch.prompt_mask,
+                                     batch.completion_tokens, batch.completion_mask)
   np.testing.assert_allclose(np.asarray(got.logprobs), numpy_logprobs(config, params, batch),
                              atol=2e-5)
 
@@ -95,8 +95,8 @@ def test_sft_step_loss_is_masked_nll_and_accumulation_is_exact(setup):
 def test_sequence_logprobs_equal_models_token_logprobs_shifted(setup):
   config, params = setup
   batch = rl_batch(1)
-  tokens = np.concatenate([batch["prompt_tokens"], batch["completion_tokens"]], 1)
-  mask = np.concatenate([batch["prompt_mask"], batch["completion_mask"]], 1)
+  tokens = np.concatenate([batch.prompt_tokens, batch.completion_tokens], 1)
+  mask = np.concatenate([batch.prompt_mask, batch.completion_mask], 1)
   seq = np.asarray(training.sequence_logprobs(config, params, tokens, mask,
                                               temperature=0.8).logprobs)
   tok = np.asarray(models.token_logprobs(config, params, tokens, mask, temperature=0.8).logprobs)
@@ -143,25 +143,25 @@ def test_rl_first_step_loss_matches_numpy(setup, num_micro_batches=2):
   step = training.make_rl_step(config, opt, group_size=g, loss="ppo", advantage="grpo",
                                kl="k3", kl_coef=0.1, num_micro_batches=num_micro_batches)
   state = training.init_train_state(params, opt)
-  prepared, pm = jax.jit(step.prepare)(state.params, state.value_params, params, batch)
+  prepared, pm = jax.jit(step.prepare)(state, batch, params)
   _, metrics = jax.jit(step.update)(state, prepared)
   # At the first step lp == lp_old == lp_ref: ratio 1, KL 0, loss = -sum A m / sum m.
-  m = batch["completion_mask"].astype(np.float64)
-  adv = grpo_advantages_numpy(batch["rewards"], g)
+  m = batch.completion_mask.astype(np.float64)
+  adv = grpo_advantages_numpy(batch.rewards, g)
   expected = -(adv[:, None] * m).sum() / m.sum()
   np.testing.assert_allclose(float(metrics["loss"]), expected, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(prepared["advantages"]), adv[:, None] * m, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(prepared.advantages), adv[:, None] * m, atol=1e-5)
   assert abs(float(metrics["kl"])) < 1e-6 and float(metrics["clip_frac"]) == 0.0
   # Mismatch metric: mean(lp_sampler - lp_trainer) over the mask.
   lp = numpy_logprobs(config, params, batch)
-  k1 = ((batch["sampler_logprobs"] - lp) * m).sum() / m.sum()
+  k1 = ((batch.sampler_logprobs - lp) * m).sum() / m.sum()
   np.testing.assert_allclose(float(pm["mismatch/mismatch_k1"]), k1, rtol=1e-4)
 
 
 def test_rl_update_accumulation_matches_full_batch_after_two_updates(setup):
   """Second update (ratio != 1, clipping active) under 1 vs 4 micro-batches."""
   config, params = setup
-  batch = rl_batch(3)
+  batch = rl_batch(3, group_size=4)
   opt = optax.sgd(0.5)  # plain SGD: Adam would amplify float noise in near-zero gradients
   outs = []
   for n in (1, 4):
@@ -169,7 +169,7 @@ def test_rl_update_accumulation_matches_full_batch_after_two_updates(setup):
                                  loss_kwargs={"agg_mode": "seq-mean-token-mean"},
                                  advantage="rloo", entropy_coef=0.01, num_micro_batches=n)
     state = training.init_train_state(params, opt)
-    prepared, _ = step.prepare(state.params, state.value_params, None, batch)
+    prepared, _ = step.prepare(state, batch)
     update = jax.jit(step.update)
     state, _ = update(state, prepared)
     state, metrics = update(state, prepared)
@@ -189,11 +189,11 @@ def test_ppo_gae_value_head_learns_the_return(setup):
                                advantage_kwargs={"whiten": False}, value_coef=0.5)
   vh = training.init_value_head(config.hidden_size)
   state = training.init_train_state(params, opt, vh)
-  prepared, _ = step.prepare(state.params, state.value_params, None, batch)
-  m = batch["completion_mask"]
-  expected_returns = batch["rewards"][:, None] * m
-  np.testing.assert_allclose(np.asarray(prepared["returns"]), expected_returns, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(prepared["advantages"]), expected_returns, atol=1e-6)
+  prepared, _ = step.prepare(state, batch)
+  m = batch.completion_mask
+  expected_returns = batch.rewards[:, None] * m
+  np.testing.assert_allclose(np.asarray(prepared.returns), expected_returns, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(prepared.advantages), expected_returns, atol=1e-6)
   state, metrics = jax.jit(step.update)(state, prepared)
   # value loss at V=0: 0.5 * mean over tokens of R^2.
   np.testing.assert_allclose(float(metrics["value_loss"]),
@@ -212,7 +212,7 @@ def test_value_trunk_grad_false_keeps_the_value_loss_out_of_the_policy(setup):
   state = training.init_train_state(params, opt, vh)
   make = lambda **kw: training.make_rl_step(config, opt, group_size=2, loss="ppo",
                                             advantage="gae", **kw)
-  prepared, _ = make().prepare(state.params, state.value_params, None, batch)
+  prepared, _ = make().prepare(state, batch)
   new = {name: make(**kw).update(state, prepared)[0] for name, kw in (
       ("detached", dict(value_coef=0.5, value_trunk_grad=False)),
       ("shared", dict(value_coef=0.5, value_trunk_grad=True)),
@@ -247,7 +247,7 @@ def test_sharded_rl_step_equals_single_device(setup, vocab_parallel, monkeypatch
   step = make(None)
 
   def run(state, ref, b):
-    prepared, _ = jax.jit(step.prepare)(state.params, state.value_params, ref, b)
+    prepared, _ = jax.jit(step.prepare)(state, b, ref)
     upd = jax.jit(step.update)
     state, _ = upd(state, prepared)
     state, metrics = upd(state, prepared)  # second update: ratio != 1
@@ -282,9 +282,18 @@ def test_bad_options_raise():
   with pytest.raises(ValueError, match="not options of policy loss"):
     training.make_rl_step(config, opt, group_size=2, loss_kwargs={"clip_lo": 0.1})
   step = training.make_rl_step(config, opt, group_size=3)
-  params = models.init_params(config, jax.random.key(0))
-  with pytest.raises(ValueError, match="not divisible by group_size=3"):
-    step.prepare(params, {}, None, rl_batch())
+  state = training.init_train_state(models.init_params(config, jax.random.key(0)), opt)
+  with pytest.raises(ValueError, match="batch of 8 rows is not divisible by group_size=3"):
+    step.prepare(state, rl_batch())
+  with pytest.raises(ValueError, match="unknown advantage estimator 'bogus'; known: .*grpo"):
+    training.make_rl_step(config, opt, group_size=2, advantage="bogus")
+  with pytest.raises(ValueError, match=r"\['gama'\] are not options of advantage estimator "
+                     r"'gae'; its options: gamma, lam, whiten"):
+    training.make_rl_step(config, opt, group_size=2, advantage="gae",
+                          advantage_kwargs={"gama": 0.9})
+  with pytest.raises(ValueError, match="RolloutBatch.advantages is None; run prepare first"):
+    training.make_rl_step(config, opt, group_size=2, single_update=True).update(
+        state, rl_batch())
 
 
 def test_logprob_gradient_matches_dense_log_softmax(setup):
@@ -306,3 +315,80 @@ def test_logprob_gradient_matches_dense_log_softmax(setup):
 
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-4),
                jax.grad(fused)(params), jax.grad(dense)(params))
+
+
+@pytest.mark.parametrize("kl", [None, "k3"])
+def test_single_update_skips_the_old_logprob_forward_and_equals_the_full_path(setup, kl):
+  """single_update=True: prepare runs no trainer forward (only the reference's with a KL);
+  one update from it equals the update from prepare's old log-probs (TIS on)."""
+  config, params = setup
+  batch = rl_batch(8)
+  opt = training.make_optimizer(1e-3, max_grad_norm=1.0)
+  kw = dict(group_size=2, loss="ppo", advantage="grpo", tis=dict(level="token", cap=2.0),
+            entropy_coef=0.01, kl=kl, kl_coef=0.05 if kl else 0.0, num_micro_batches=2)
+  state = training.init_train_state(params, opt)
+  ref = params if kl else None
+  calls = []
+  real = training.rl.completion_logprobs
+
+  def counting(*a, **k):
+    calls.append(a[1] is ref)
+    return real(*a, **k)
+
+  full = training.make_rl_step(config, opt, **kw)
+  fast = training.make_rl_step(config, opt, single_update=True, **kw)
+  prepared_full, _ = full.prepare(state, batch, ref)
+  training.rl.completion_logprobs = counting
+  try:
+    prepared_fast, pm = fast.prepare(state, batch, ref)
+  finally:
+    training.rl.completion_logprobs = real
+  assert calls == ([True] if kl else [])  # the reference forward only
+  assert prepared_fast.old_logprobs is None and prepared_full.old_logprobs is not None
+  assert "mismatch/mismatch_k1" not in pm
+  np.testing.assert_allclose(prepared_fast.advantages, prepared_full.advantages, atol=0)
+  s_full, m_full = jax.jit(full.update)(state, prepared_full)
+  s_fast, m_fast = jax.jit(fast.update)(state, prepared_fast)
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-6), s_full.params,
+               s_fast.params)
+  np.testing.assert_allclose(float(m_fast["loss"]), float(m_full["loss"]), atol=1e-6)
+  assert "mismatch/mismatch_k1" in m_fast
+
+
+def test_forced_tokens_get_zero_gradient(setup):
+  """Tokens off loss_mask (forced prefixes) give no gradient: scrambling their advantages,
+  old and reference log-probs leaves the update unchanged; on a loss token it does not."""
+  config, params = setup
+  base = rl_batch(9)
+  loss_mask = np.asarray(base.completion_mask).copy()
+  loss_mask[:, :2] = 0  # first two completion tokens forced in every row
+  loss_mask[0, 2] = 1   # row 0 has a loss token right after its prefix
+  batch = base.replace(loss_mask=loss_mask)
+  opt = optax.sgd(1.0)  # params' change is -grad
+  step = training.make_rl_step(config, opt, group_size=2, loss="ppo", advantage="grpo",
+                               kl="k3", kl_coef=0.1, entropy_coef=0.01)
+  state = training.init_train_state(params, opt)
+  prepared, _ = step.prepare(state, batch, params)
+  np.testing.assert_array_equal(np.asarray(prepared.advantages)[loss_mask == 0], 0.0)
+  update = jax.jit(step.update)
+  flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)])
+
+  def grad_with(where):
+    rng = np.random.default_rng(0)
+    noise = lambda x: np.where(where, rng.normal(size=x.shape) * 3.0, np.asarray(x)).astype(
+        np.float32)
+    b = prepared.replace(advantages=noise(prepared.advantages),
+                         old_logprobs=noise(prepared.old_logprobs),
+                         ref_logprobs=noise(prepared.ref_logprobs))
+    return flat(params) - flat(update(state, b)[0].params)
+
+  g = grad_with(np.zeros_like(loss_mask, bool))
+  forced = (loss_mask == 0) & (np.asarray(batch.completion_mask) > 0)
+  assert forced.sum() > 4
+  np.testing.assert_allclose(grad_with(forced), g, rtol=1e-6, atol=1e-9)
+  one_loss_token = np.zeros_like(forced)
+  one_loss_token[0, 2] = True
+  assert np.abs(grad_with(one_loss_token) - g).max() > 1e-4
+  # With every completion token in the loss the forced positions would have moved it.
+  full, _ = step.prepare(state, base, params)
+  assert np.abs(flat(params) - flat(update(state, full)[0].params) - g).max() > 1e-4
