@@ -19,5 +19,8 @@ def get_config():
   c.rl.kl_coef = 0.0
   c.rl.dynamic_sampling = True
   c.rl.max_sampling_rounds = 3
-  c.rl.overlong_cache = 4  # penalty ramps over the last 4 of max_new_tokens tokens
+  # Soft overlong penalty (losses.get_reward_shaping): ramps over the last 4 of
+  # max_new_tokens tokens (max_length defaults to max_new_tokens).
+  c.rl.reward_shaping = "overlong"
+  c.rl.reward_shaping_kwargs = {"cache_length": 4}
   return c

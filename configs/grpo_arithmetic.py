@@ -14,7 +14,9 @@ def get_config():
   c.model = base.model
   c.task = base.task
   c.mesh = ()  # e.g. (data, fsdp, tensor) = (1, -1, 1); empty: one device
-  c.sampling = ConfigDict({"max_new_tokens": 8, "temperature": 1.0, "top_p": 0.0})
+  # top_k / top_p / min_p: 0 = off; stop_strings end a completion at the token completing one.
+  c.sampling = ConfigDict({"max_new_tokens": 8, "temperature": 1.0, "top_p": 0.0, "top_k": 0,
+                           "min_p": 0.0, "stop_strings": ()})
   c.rl = ConfigDict({
       "loss": "ppo", "loss_kwargs": ConfigDict({"clip_low": 0.2, "agg_mode": "token-mean"}),
       "advantage": "grpo", "advantage_kwargs": ConfigDict(),
@@ -23,7 +25,10 @@ def get_config():
       "num_micro_batches": 1, "dynamic_sampling": False, "max_sampling_rounds": 3,
       "overlong_cache": 0, "tis_cap": 0.0, "tis_level": "token", "tis_mode": "truncate",
       "value_coef": 0.5, "value_clip": 0.2, "value_trunk_grad": True, "gamma": 1.0,
-      "lam": 1.0})
+      "lam": 1.0,
+      # Registered hooks (losses.get_reward_shaping, training.rollout.PROMPT_TRANSFORMS).
+      "reward_shaping": "none", "reward_shaping_kwargs": ConfigDict(),
+      "prompt_transform": "identity"})
   c.optim = ConfigDict({"learning_rate": 5e-4, "warmup_steps": 10, "end_factor": 1.0,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
   c.steps = 100

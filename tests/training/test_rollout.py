@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrl_llm import models, training
+from jaxrl_llm import data, models, training
 from jaxrl_llm.data.arithmetic import ArithmeticTask
 from jaxrl_llm.rewards.answers import exact_answer_reward
 from jaxrl_llm.training import rollout
@@ -94,3 +94,81 @@ print("ROLLOUT_MESH_OK")
 
 def test_rollouts_under_a_mesh_equal_unsharded(run_on_8_devices):
   run_on_8_devices(_SCRIPT, "ROLLOUT_MESH_OK", "rollout_mesh_script")
+
+
+def _tiny():
+  tok = models.CharTokenizer()
+  config = dataclasses.replace(models.get_preset("tiny-llama"), vocab_size=tok.vocab_size)
+  return tok, config, models.init_params(config, jax.random.key(0))
+
+
+def test_stop_string_cut_by_hand():
+  tok = models.CharTokenizer()
+  row = np.asarray(tok.encode("ab12cd") + [tok.pad_id] * 2)
+  assert rollout.stop_string_cut(tok, row, "ab12cd", ("2c", "d")) == (5, "ab1")
+  assert rollout.stop_string_cut(tok, row, "ab12cd", ("x",)) == (8, "ab12cd")
+
+
+def test_dynamic_sampling_gathers_rows_consistently_with_their_texts_and_prompts():
+  """DAPO refill over rounds: every row's tokens, prompt, reward and text agree (the
+  gather by index on device matches the host's bookkeeping), the data position advanced
+  by the prompts drawn, and the prompts of different rounds share one width."""
+  tok, config, params = _tiny()
+  task = ArithmeticTask(digits=2)
+
+  def reward_fn(text, ex):  # informative only for even answers, and then only sometimes
+    return float(int(ex.answer) % 2 == 0 and text[:1] < "M")
+
+  ro = rollout.collect_rollouts(config, params, tok, task, data.DataPosition(seed=0, cursor=0), reward_fn,
+                                jax.random.key(3), num_prompts=4, group_size=4,
+                                max_new_tokens=4, dynamic_sampling=True, max_sampling_rounds=3)
+  b = ro.batch
+  rounds = int(ro.metrics["sampling_rounds"])
+  assert rounds >= 2 and ro.position.cursor == 4 * rounds
+  seen, _ = data.take_batch(task, data.DataPosition(seed=0, cursor=0), 4 * rounds)
+  assert b.completion_tokens.shape == (16, 4)
+  for i in range(16):
+    prompt = tok.decode(np.asarray(b.prompt_tokens[i])[np.asarray(b.prompt_mask[i]) > 0])
+    ex = next(e for e in seen if e.prompt == prompt)
+    assert tok.decode(np.asarray(b.completion_tokens[i])) == ro.completions[i]
+    assert float(b.rewards[i]) == reward_fn(ro.completions[i], ex) == ro.task_rewards[i]
+  np.testing.assert_array_equal(b.group_ids, np.arange(16) // 4)
+  np.testing.assert_array_equal(b.loss_mask, b.completion_mask)
+  g = ro.task_rewards.reshape(4, 4)
+  informative = (g.max(1) > g.min(1))
+  assert ro.metrics["informative_group_frac"] == informative.mean()
+  if rounds < 3:  # stopped early: enough informative groups were found
+    assert informative.all()
+
+
+def test_stop_strings_and_forced_prefixes(monkeypatch):
+  tok, config, params = _tiny()
+  examples = ArithmeticTask(digits=2).examples(seed=0, start=0, count=2)
+  monkeypatch.setattr(rollout, "PROMPT_TRANSFORMS", {
+      "identity": rollout.identity_prompts,
+      "prefix": lambda exs: rollout.PromptPlan([e.prompt for e in exs], ["7=", ""])})
+  stops = tuple("0123456789")
+  ro = rollout.collect_rollouts(config, params, tok, examples, 0, lambda t, e: 0.0,
+                                jax.random.key(5), num_prompts=2, group_size=4,
+                                max_new_tokens=8, stop_strings=stops,
+                                prompt_transform="prefix",
+                                next_examples=lambda s, p, n: (s[:n], p + n))
+  b = ro.batch
+  tokens, mask, loss_mask = (np.asarray(x) for x in (b.completion_tokens, b.completion_mask,
+                                                     b.loss_mask))
+  # Rows 0-3: forced "7=", which a stop string ("7") cuts right after its first token.
+  np.testing.assert_array_equal(tokens[:4, :2], [tok.encode("7=")] * 4)
+  np.testing.assert_array_equal(mask[:4].sum(1), 1)
+  assert not loss_mask[:4].any() and ro.completions[:4] == [""] * 4
+  # Rows 4-7 sampled: the verifier's text holds no stop string, and the mask ends at the
+  # token completing one (or runs to the end).
+  assert np.array_equal(loss_mask[4:], mask[4:])
+  for i in range(4, 8):
+    n = mask[i].sum()
+    assert not any(s in ro.completions[i] for s in stops)
+    kept = tok.decode(tokens[i, :n])
+    assert kept.startswith(ro.completions[i])
+    assert n == 8 or any(s in kept for s in stops)
+    assert not any(s in tok.decode(tokens[i, :n - 1]) for s in stops)
+  with pytest.raises(ValueError, match="unknown prompt transform 'nope'; known: identity"):
+    rollout.get_prompt_transform("nope")
