@@ -11,7 +11,7 @@ and one thread), and this sampler's compile time separately
 Each sampler is timed in its own fresh process (``--impl``), so XLA's and
 PyTorch's thread pools never compete inside one process.
 
-    .venv/bin/python benchmarks/sampler_vs_hf.py [--sizes 1m,125m] [--repeats 3]
+    .venv/bin/python benchmarks/sampler_vs_hf.py [--sizes 1m,rl-1m,125m] [--repeats 3]
 
 Not a test: timings depend on the machine and on whatever else shares its cores.
 """
@@ -35,10 +35,25 @@ SIZES = {
     # ~0.9M parameters (tied embeddings).
     "1m": dict(vocab_size=2048, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
                num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True),
+    # ~1.1M parameters: the RL-step workload of benchmarks/rl_step_vs_trl.py (TRL's random
+    # tiny Llama shape): 4 layers, hidden 128, MLP 512, vocab 512, 4 heads / 2 KV heads.
+    "rl-1m": dict(vocab_size=512, hidden_size=128, intermediate_size=512, num_hidden_layers=4,
+                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False),
     # ~127M parameters, Llama shape: 12 layers, 768 wide, 32k vocab.
     "125m": dict(vocab_size=32000, hidden_size=768, intermediate_size=1792, num_hidden_layers=12,
                  num_attention_heads=12, num_key_value_heads=12, tie_word_embeddings=False),
 }
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
 
 
 def _prompts(vocab_size):
@@ -107,7 +122,7 @@ def _time_ours(directory, repeats, threads=None):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--sizes", default="1m,125m")
+  parser.add_argument("--sizes", default="1m,rl-1m,125m")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--impl", choices=("ours", "hf"), help="(internal) time one sampler")
   parser.add_argument("--model-dir", help="(internal) saved HF model")
@@ -118,7 +133,7 @@ def main():
     print("RESULT " + json.dumps(timer(args.model_dir, args.repeats, args.threads)), flush=True)
     return
 
-  print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+  print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
   rows = []
   for size in args.sizes.split(","):
     with tempfile.TemporaryDirectory() as directory:
@@ -141,6 +156,7 @@ def main():
     n = BATCH * NEW_TOKENS
     rows.append((size, num_params, n / ours, n / theirs, theirs / ours,
                  results["ours"][0]["compile"]))
+  print(f"\nload average at the end: {os.getloadavg()}")
   print("\n| model | params | jaxrl_llm tok/s | HF generate tok/s | speed-up | compile (s) |")
   print("|---|---|---|---|---|---|")
   for size, num_params, ours, theirs, ratio, compile_s in rows:
