@@ -7,7 +7,10 @@ One iteration samples ``batch_size / group_size`` prompts x ``group_size``
 completions (DAPO dynamic sampling optionally re-draws until enough groups are
 informative), scores them with the task's verifier, computes the trainer's
 old/reference log-probs and advantages once, and runs ``ppo_epochs`` passes of
-``num_minibatches`` optimiser steps. Logs ``workdir/metrics.jsonl``
+``num_minibatches`` optimiser steps (with one epoch of one minibatch the old
+log-probs equal the current ones at that step, so their forward is skipped:
+``make_rl_step(single_update=True)``). The data position is threaded explicitly
+(``rollout.collect_rollouts(source, position, ...)`` returns the next one). Logs ``workdir/metrics.jsonl``
 (train/reward_mean, train/accuracy, train/kl, train/entropy, train/clip_frac,
 eval/accuracy, perf/tokens_per_s ...), checkpoints to ``workdir/checkpoints``
 (``--config.resume=True`` continues from the latest), exports ``workdir/hf``
