@@ -207,14 +207,21 @@ def main():
   ap.add_argument("--workdir", help=argparse.SUPPRESS)
   ap.add_argument("--out", help=argparse.SUPPRESS)
   ap.add_argument("--only", choices=("ours", "trl"), help="run one side only")
+  ap.add_argument("--trl-threads", default="0,1",
+                  help="torch thread counts to run TRL with (0: torch's default); the table "
+                       "uses the fastest total (PyTorch's barrier spinning suffers on a "
+                       "loaded machine, one thread does not)")
   ap.add_argument("--save", action="store_true", help="write docs/results/rl_step_vs_trl_<date>.txt")
   a = ap.parse_args()
   total = a.steps + a.warmup
   if a.side == "ours":
     run_ours(a.workdir, total, a.out)
     return
-  sides = ("ours", "trl") if a.only is None else (a.only,)
-  py_trl = trl_python() if "trl" in sides else None
+  threads = [int(x) for x in a.trl_threads.split(",") if x.strip()]
+  sides = ["ours"] if a.only != "trl" else []
+  if a.only != "ours":
+    sides += [f"trl@{n}" for n in threads]
+  py_trl = trl_python() if a.only != "ours" else None
   lines = []
 
   def say(s=""):
@@ -238,7 +245,8 @@ def main():
                workdir, "--out", out, "--steps", str(a.steps), "--warmup", str(a.warmup)]
         env = None
       else:
-        cmd = [py_trl, TRL_SIDE, "--workdir", workdir, "--steps", str(total), "--out", out]
+        cmd = [py_trl, TRL_SIDE, "--workdir", workdir, "--steps", str(total), "--out", out,
+               "--threads", name.split("@")[1]]
         env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
       wall, before, after = side(cmd, env)
       results[name], n = medians(out, a.warmup)
@@ -251,7 +259,13 @@ def main():
   say(f"ours: jax {jax.__version__}")
   say()
   say(f"{'phase (s/step, median)':34s} {'TRL':>8s} {'ours':>8s} {'TRL/ours':>9s}")
-  trl, ours = results.get("trl", {}), results.get("ours", {})
+  trl_runs = {k: v for k, v in results.items() if k.startswith("trl@")}
+  best = min(trl_runs, key=lambda k: trl_runs[k]["total"]) if trl_runs else None
+  for k, v in trl_runs.items():
+    n = k.split("@")[1]
+    say(f"TRL with {'default' if n == '0' else n} torch threads: total {v['total']:.3f} s/step"
+        + ("  <- used below" if k == best else ""))
+  trl, ours = (trl_runs[best] if best else {}), results.get("ours", {})
   rows = [("generate (+decode, reward)", "generate", "generate"),
           ("old/ref log-probs (prepare)", None, "prepare"),
           ("update: fwd+bwd (+clip)", "fwd_bwd", None),

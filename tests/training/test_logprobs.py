@@ -1,0 +1,86 @@
+"""training.logprobs: the dense head, the fused kernel and impl="auto" between them."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_llm import models, training
+from jaxrl_llm.training import logprobs as lp_lib
+
+
+def _numpy_logprobs(h, w, y, tau):
+  """Independent float64 transcription: log softmax(h W / tau)[y] and its entropy."""
+  z = (np.asarray(h, np.float64) @ np.asarray(w, np.float64)) / tau
+  z = z - z.max(-1, keepdims=True)
+  logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+  return logp[np.arange(len(y)), y], -(np.exp(logp) * logp).sum(-1)
+
+
+def test_dense_logprobs_match_hand_computation():
+  k = jax.random.split(jax.random.key(0), 3)
+  h = jax.random.normal(k[0], (9, 5))
+  w = jax.random.normal(k[1], (5, 11))
+  y = jax.random.randint(k[2], (9,), 0, 11)
+  lp, ent = lp_lib.dense_logprobs(h, w, y, temperature=0.7, want_entropy=True)
+  want_lp, want_ent = _numpy_logprobs(h, w, np.asarray(y), 0.7)
+  np.testing.assert_allclose(lp, want_lp, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ent, want_ent, rtol=1e-5, atol=1e-5)
+  assert lp_lib.dense_logprobs(h, w, y)[1] is None
+
+
+def test_resolve_auto_picks_dense_within_budget_and_kernel_beyond():
+  # 4 bytes x 100 tokens x 512 vocab = 204,800 bytes.
+  assert lp_lib.resolve_logprob_impl("auto", 100, 512, dense_logits_bytes=204_800) == "dense"
+  assert lp_lib.resolve_logprob_impl("auto", 100, 512, dense_logits_bytes=204_799) == "auto"
+  assert lp_lib.resolve_logprob_impl("auto", 100, 512, vocab_parallel=True) == "auto"
+  assert lp_lib.resolve_logprob_impl("xla", 100, 512) == "xla"
+  assert lp_lib.resolve_logprob_impl("dense", 10**6, 10**6) == "dense"
+
+
+def test_resolve_rejects_unknown_impl_and_bad_budget():
+  with pytest.raises(ValueError, match="known: dense, auto, reference, xla"):
+    lp_lib.resolve_logprob_impl("fast", 1, 1)
+  with pytest.raises(ValueError, match="dense_logits_bytes"):
+    lp_lib.resolve_logprob_impl("auto", 1, 1, dense_logits_bytes=-1)
+  with pytest.raises(ValueError, match="splits the vocabulary"):
+    lp_lib.resolve_logprob_impl("dense", 1, 1, vocab_parallel=True)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  config = models.ModelConfig(family="llama", vocab_size=37, hidden_size=16,
+                              intermediate_size=24, num_layers=2, num_heads=2, num_kv_heads=1,
+                              head_dim=8)
+  params = models.init_params(config, jax.random.key(1))
+  tokens = jax.random.randint(jax.random.key(2), (3, 7), 0, 37)
+  mask = jnp.array([[0, 0, 1, 1, 1, 1, 1], [1] * 7, [0, 1, 1, 1, 1, 1, 1]], jnp.int32)
+  return config, params, tokens, mask
+
+
+def test_dense_and_fused_paths_agree_in_value_and_gradient(tiny):
+  config, params, tokens, mask = tiny
+  weights = jax.random.normal(jax.random.key(3), (3, 6))
+
+  def objective(p, impl):
+    out = training.sequence_logprobs(config, p, tokens, mask, temperature=0.9,
+                                     want_entropy=True, impl=impl)
+    return jnp.sum(weights * (out.logprobs + 0.3 * out.entropy)), out
+
+  (v_d, o_d), g_d = jax.value_and_grad(objective, has_aux=True)(params, "dense")
+  (v_x, o_x), g_x = jax.value_and_grad(objective, has_aux=True)(params, "xla")
+  np.testing.assert_allclose(o_d.logprobs, o_x.logprobs, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(o_d.entropy, o_x.entropy, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(v_d, v_x, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_d, g_x)
+
+
+def test_auto_follows_the_budget(tiny, monkeypatch):
+  config, params, tokens, mask = tiny
+  calls = []
+  real = lp_lib.dense_logprobs
+  monkeypatch.setattr(lp_lib, "dense_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+  training.sequence_logprobs(config, params, tokens, mask)  # 18 x 37 logits: well within
+  assert calls == [1]
+  training.sequence_logprobs(config, params, tokens, mask, dense_logits_bytes=4 * 18 * 37 - 1)
+  assert calls == [1]  # one byte short: the fused kernel
