@@ -20,8 +20,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# 3 seeds of clean-data SFT -> GRPO beside an SFT-only control (docs/results.md); the
+# workdir /tmp/jaxrl_llm/demo is started fresh on every call. DEMO_ARGS=--quick: a smoke run.
 demo: $(STAMP)
-	$(VENV)/bin/python experiments/demo_rlvr.py
+	$(VENV)/bin/python experiments/demo_rlvr.py $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -q tests
