@@ -38,13 +38,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from _machine import cpu_model  # benchmarks/ is on sys.path (run as a script)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRL_VENV = os.path.join(ROOT, "benchmarks", ".venv-trl")
@@ -56,17 +57,6 @@ MODEL = dict(family="llama", vocab_size=512, hidden_size=128, intermediate_size=
              tie_word_embeddings=False)
 NUM_PROMPTS, GROUP, PROMPT_LEN, NEW_TOKENS, LR = 16, 8, 16, 64, 1e-5
 PAD, EOS, REWARD_WORD = "<pad>", "<eos>", "w7"
-
-
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def load() -> str:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from _machine import cpu_model as _cpu_model  # benchmarks/ is on sys.path (run as a script)
 
 BATCH, PROMPT_LEN, NEW_TOKENS, TOP_P = 16, 64, 128, 0.95
 
@@ -44,17 +45,6 @@ SIZES = {
     "125m": dict(vocab_size=32000, hidden_size=768, intermediate_size=1792, num_hidden_layers=12,
                  num_attention_heads=12, num_key_value_heads=12, tie_word_embeddings=False),
 }
-
-
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def _prompts(vocab_size):
