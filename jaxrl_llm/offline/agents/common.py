@@ -1,5 +1,7 @@
 """Helpers shared by the agent files: batch checks, optimisers, actor heads.
 
+The agent-building API (state type, `make_agent`) is in `agents/api.py`.
+
 Agents keep their static hyperparameters in the state as a hashable
 `ml_collections.FrozenConfigDict` (a non-pytree field), so `update(state,
 batch)` needs no extra argument and still jits: networks and optimisers are
@@ -25,39 +27,42 @@ from jaxrl_llm.offline.types import Transitions
 ACTOR_TYPES = ("gaussian", "deterministic")
 
 
-def check_batch(batch: Transitions) -> None:
+def check_batch(batch: Transitions, name: str = "batch",
+                reward_free: bool = False) -> None:
   """Raises ValueError naming the field when a batch is malformed.
 
-  Shapes are static under jit, so this runs once per trace at no run-time cost.
+  `name` prefixes the field in the message (e.g. "batch.expert" for a part of
+  a ReCOIL batch); `reward_free` batches may carry `rewards=None`. Shapes are
+  static under jit, so this runs once per trace at no run-time cost.
   """
   if not isinstance(batch, Transitions):
     raise ValueError(
-        f"batch must be a jaxrl_llm.offline.types.Transitions, got {type(batch)}")
-  for name in ("observations", "actions", "next_observations"):
-    value = getattr(batch, name)
+        f"{name} must be a jaxrl_llm.offline.types.Transitions, got {type(batch)}")
+  for field in ("observations", "actions", "next_observations"):
+    value = getattr(batch, field)
     if value is None or jnp.ndim(value) != 2:
       raise ValueError(
-          f"batch.{name} must have shape [batch, dim], got "
+          f"{name}.{field} must have shape [batch, dim], got "
           f"{None if value is None else jnp.shape(value)}")
   size = jnp.shape(batch.observations)[0]
-  for name in ("rewards", "terminals", "timeouts", "masks"):
-    value = getattr(batch, name)
+  for field in ("rewards", "terminals", "timeouts", "masks"):
+    value = getattr(batch, field)
     if value is None:
-      if name == "masks":
+      if field == "masks" or (field == "rewards" and reward_free):
         continue
-      raise ValueError(f"batch.{name} is missing")
+      raise ValueError(f"{name}.{field} is missing")
     if jnp.shape(value) != (size,):
       raise ValueError(
-          f"batch.{name} must have shape ({size},) like batch.observations' "
+          f"{name}.{field} must have shape ({size},) like {name}.observations' "
           f"leading axis, got {jnp.shape(value)}")
-  for name in ("actions", "next_observations"):
-    if jnp.shape(getattr(batch, name))[0] != size:
+  for field in ("actions", "next_observations"):
+    if jnp.shape(getattr(batch, field))[0] != size:
       raise ValueError(
-          f"batch.{name} has {jnp.shape(getattr(batch, name))[0]} rows but "
-          f"batch.observations has {size}")
+          f"{name}.{field} has {jnp.shape(getattr(batch, field))[0]} rows but "
+          f"{name}.observations has {size}")
   if jnp.shape(batch.next_observations) != jnp.shape(batch.observations):
     raise ValueError(
-        "batch.next_observations must have the shape of batch.observations, "
+        f"{name}.next_observations must have the shape of {name}.observations, "
         f"got {jnp.shape(batch.next_observations)} vs "
         f"{jnp.shape(batch.observations)}")
 

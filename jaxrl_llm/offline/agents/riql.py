@@ -19,14 +19,12 @@ per-task (σ, α, K).
 
 from __future__ import annotations
 
-import functools
-
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from jaxrl_llm.offline import networks
+from jaxrl_llm.offline.agents import api
 from jaxrl_llm.offline.agents import common
 from jaxrl_llm.offline.agents import losses
 from jaxrl_llm.offline.types import Transitions
@@ -101,22 +99,6 @@ def get_config(task: str = "") -> ml_collections.ConfigDict:
   return config
 
 
-@flax.struct.dataclass
-class RIQLState:
-  actor_params: flax.core.FrozenDict
-  critic_params: flax.core.FrozenDict
-  target_critic_params: flax.core.FrozenDict
-  value_params: flax.core.FrozenDict
-  actor_opt_state: object
-  critic_opt_state: object
-  value_opt_state: object
-  obs_mean: jax.Array  # [obs_dim]
-  obs_std: jax.Array  # [obs_dim], eps already added
-  step: jax.Array
-  rng: jax.Array
-  config: ml_collections.FrozenConfigDict = flax.struct.field(pytree_node=False)
-
-
 def observation_statistics(batch: Transitions, eps: float = 1e-3):
   """μ, σ + eps per dimension over concat(observations, next_observations)."""
   both = jnp.concatenate([batch.observations, batch.next_observations], 0)
@@ -124,29 +106,25 @@ def observation_statistics(batch: Transitions, eps: float = 1e-3):
 
 
 def _networks(cfg):
-  critic = networks.EnsembleCritic(tuple(cfg.hidden_dims), cfg.num_critics,
-                                   init_style=cfg.critic_init)
-  value = networks.ValueNet(tuple(cfg.hidden_dims))
-  return common.make_actor(cfg), critic, value
+  """actor, K-critic ensemble (with a Polyak target) and value net, with their optimisers."""
+  actor_tx = common.adam(cfg.actor_lr, cfg.max_steps if cfg.cosine_decay else None)
+  return {
+      "actor": api.Network(common.make_actor(cfg), actor_tx),
+      "critic": api.Network(networks.EnsembleCritic(tuple(cfg.hidden_dims), cfg.num_critics,
+                                                    init_style=cfg.critic_init),
+                            common.adam(cfg.critic_lr, None),
+                            init_inputs=("observations", "actions"), target=True),
+      "value": api.Network(networks.ValueNet(tuple(cfg.hidden_dims)),
+                           common.adam(cfg.value_lr, None)),
+  }
 
 
-def _optimizers(cfg):
-  return (common.adam(cfg.actor_lr, cfg.max_steps if cfg.cosine_decay else None),
-          common.adam(cfg.critic_lr, None), common.adam(cfg.value_lr, None))
+def _prepare(cfg, example_batch: Transitions):
+  """Validates (K, σ) and fixes the observation statistics.
 
-
-def init(key: jax.Array, example_batch: Transitions,
-         config: ml_collections.ConfigDict) -> RIQLState:
-  """Initialises the agent.
-
-  Pass the whole (corrupted) training set as `example_batch`: with
+  Pass the whole (corrupted) training set as `init`'s `example_batch`: with
   `normalize_observations` its observations fix the normalisation statistics.
   """
-  common.check_batch(example_batch)
-  cfg = common.freeze_config(
-      config, get_config(),
-      obs_dim=int(example_batch.observations.shape[-1]),
-      action_dim=int(example_batch.actions.shape[-1]))
   if cfg.num_critics < 1:
     raise ValueError(f"config.num_critics must be >= 1, got {cfg.num_critics}")
   losses.huber_delta_from_sigma(cfg.huber_sigma)  # validates σ
@@ -155,40 +133,24 @@ def init(key: jax.Array, example_batch: Transitions,
   else:
     obs_mean = jnp.zeros((cfg.obs_dim,), jnp.float32)
     obs_std = jnp.ones((cfg.obs_dim,), jnp.float32)
-  rng, actor_key, critic_key, value_key = jax.random.split(key, 4)
-  row = common.first_row(example_batch)
-  actor, critic, value = _networks(cfg)
-  actor_params = actor.init(actor_key, row.observations)
-  critic_params = critic.init(critic_key, row.observations, row.actions)
-  value_params = value.init(value_key, row.observations)
-  actor_tx, critic_tx, value_tx = _optimizers(cfg)
-  return RIQLState(actor_params=actor_params, critic_params=critic_params,
-                   target_critic_params=critic_params, value_params=value_params,
-                   actor_opt_state=actor_tx.init(actor_params),
-                   critic_opt_state=critic_tx.init(critic_params),
-                   value_opt_state=value_tx.init(value_params),
-                   obs_mean=obs_mean, obs_std=obs_std,
-                   step=jnp.zeros((), jnp.int32), rng=rng, config=cfg)
+  return {"obs_mean": obs_mean, "obs_std": obs_std}
 
 
 def _normalize(state, observations):
-  return (observations - state.obs_mean) / state.obs_std
+  return (observations - state.extras["obs_mean"]) / state.extras["obs_std"]
 
 
-def _update(state: RIQLState, batch: Transitions):
-  common.check_batch(batch)
+def _update_step(state: api.AgentState, batch: Transitions, nets, key):
   cfg = state.config
-  actor, critic, value = _networks(cfg)
-  actor_tx, critic_tx, value_tx = _optimizers(cfg)
-  rng, dropout_key = jax.random.split(state.rng)
+  value, critic = nets["value"].module, nets["critic"].module
   obs = _normalize(state, batch.observations)
   next_obs = _normalize(state, batch.next_observations)
   actions = batch.actions
 
   # Targets from the pre-update V and the target ensemble.
-  next_v = value.apply(state.value_params, next_obs)
-  old_v = value.apply(state.value_params, obs)
-  target_q_all = critic.apply(state.target_critic_params, obs, actions)  # [K, B]
+  next_v = value.apply(state.params["value"], next_obs)
+  old_v = value.apply(state.params["value"], obs)
+  target_q_all = api.apply_network(state, nets, "critic", obs, actions, target=True)  # [K, B]
   target_q = losses.ensemble_quantile(target_q_all, cfg.quantile)
 
   # V: expectile regression onto the α-quantile of the target ensemble.
@@ -196,10 +158,7 @@ def _update(state: RIQLState, batch: Transitions):
     v = value.apply(params, obs)
     return jnp.mean(losses.expectile_loss(target_q - v, cfg.expectile)), v
 
-  (value_loss, v), grads = jax.value_and_grad(value_loss_fn, has_aux=True)(
-      state.value_params)
-  value_params, value_opt_state = common.apply_gradients(
-      value_tx, state.value_params, state.value_opt_state, grads)
+  state, value_loss, v = api.gradient_step(state, nets, "value", value_loss_fn)
 
   # Q: Huber regression of every member onto the clipped TD target.
   targets = jnp.clip(
@@ -211,25 +170,18 @@ def _update(state: RIQLState, batch: Transitions):
     q = critic.apply(params, obs, actions)
     return jnp.mean(losses.huber_loss(targets[None] - q, delta)), q
 
-  (critic_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
-      state.critic_params)
-  critic_params, critic_opt_state = common.apply_gradients(
-      critic_tx, state.critic_params, state.critic_opt_state, grads)
-  target_critic_params = losses.polyak_update(
-      state.target_critic_params, critic_params, cfg.target_update_rate)
+  state, critic_loss, q = api.gradient_step(state, nets, "critic", critic_loss_fn)
+  state = api.update_targets(state, cfg.target_update_rate)
 
   # Actor: weighted regression with the quantile advantage (pre-update V).
   advantages = target_q - old_v
   weights = losses.awr_weights(advantages, cfg.temperature, cfg.max_weight)
 
   def actor_loss_fn(params):
-    return common.weighted_actor_loss(actor, cfg.actor_type, params, obs,
-                                      actions, weights, dropout_key)
+    return common.weighted_actor_loss(nets["actor"].module, cfg.actor_type, params, obs,
+                                      actions, weights, key)
 
-  (actor_loss, actor_metrics), grads = jax.value_and_grad(
-      actor_loss_fn, has_aux=True)(state.actor_params)
-  actor_params, actor_opt_state = common.apply_gradients(
-      actor_tx, state.actor_params, state.actor_opt_state, grads)
+  state, actor_loss, actor_metrics = api.gradient_step(state, nets, "actor", actor_loss_fn)
 
   metrics = {
       "value_loss": value_loss, "actor_loss": actor_loss,
@@ -238,29 +190,16 @@ def _update(state: RIQLState, batch: Transitions):
       "advantage": jnp.mean(advantages), "awr_weight": jnp.mean(weights),
       **actor_metrics,
   }
-  new_state = state.replace(
-      actor_params=actor_params, critic_params=critic_params,
-      target_critic_params=target_critic_params, value_params=value_params,
-      actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
-      value_opt_state=value_opt_state, step=state.step + 1, rng=rng)
-  return new_state, metrics
+  return state, metrics
 
 
-_update_jit = jax.jit(_update)
-_update_n_jit = jax.jit(common.make_update_n(_update))
+_AGENT = api.make_agent(name="RIQL", get_config=get_config, networks=_networks,
+                        update_step=_update_step, prepare=_prepare,
+                        observation_transform=_normalize)
+init, update, update_n, act = _AGENT.init, _AGENT.update, _AGENT.update_n, _AGENT.act
 
 
-def update(state: RIQLState, batch: Transitions):
-  """One jitted RIQL step: (state, batch) -> (state, metrics)."""
-  return _update_jit(state, batch)
-
-
-def update_n(state: RIQLState, batches: Transitions):
-  """len(batches) RIQL steps in one lax.scan; metrics stacked on axis 0."""
-  return _update_n_jit(state, batches)
-
-
-def q_values(state: RIQLState, observations: jax.Array,
+def q_values(state: api.AgentState, observations: jax.Array,
              actions: jax.Array) -> jax.Array:
   """Online ensemble values Q_k(norm(s), a) for raw observations, [K, N].
 
@@ -268,26 +207,11 @@ def q_values(state: RIQLState, observations: jax.Array,
   corruption) and for diagnostics such as the ensemble spread on corrupted
   vs clean transitions.
   """
-  _, critic, _ = _networks(state.config)
-  return critic.apply(state.critic_params, _normalize(state, observations),
-                      actions)
+  return api.apply_network(state, _networks(state.config), "critic",
+                           _normalize(state, observations), actions)
 
 
-def values(state: RIQLState, observations: jax.Array) -> jax.Array:
+def values(state: api.AgentState, observations: jax.Array) -> jax.Array:
   """State values V(norm(s)) for raw observations, [N]."""
-  _, _, value = _networks(state.config)
-  return value.apply(state.value_params, _normalize(state, observations))
-
-
-@functools.partial(jax.jit, static_argnames=("deterministic",))
-def _act(state, observations, key, deterministic):
-  cfg = state.config
-  return common.select_action(common.make_actor(cfg), cfg.actor_type,
-                              state.actor_params, _normalize(state, observations),
-                              key, deterministic, cfg.act_noise_std)
-
-
-def act(state: RIQLState, observations: jax.Array, key: jax.Array,
-        deterministic: bool = True) -> jax.Array:
-  """Actions in [−1, 1] for raw (unnormalised) observations."""
-  return _act(state, observations, key, bool(deterministic))
+  return api.apply_network(state, _networks(state.config), "value",
+                           _normalize(state, observations))

@@ -97,7 +97,8 @@ def test_iql_losses_and_update_order(stepped):
   state, new_state, metrics = out["iql"]
   cfg = state.config
   from jaxrl_llm.offline.agents import iql
-  actor, critic, value = iql._networks(cfg)
+  nets = iql._networks(cfg)
+  actor, critic, value = (nets[k].module for k in ("actor", "critic", "value"))
   obs, act = batch.observations, batch.actions
   r, d = np.asarray(batch.rewards), np.asarray(batch.terminals)
   q_target = np.asarray(critic.apply(state.target_critic_params, obs, act)).min(0)
@@ -133,7 +134,8 @@ def test_riql_losses_and_update_order(stepped):
   state, new_state, metrics = out["riql"]
   cfg = state.config
   from jaxrl_llm.offline.agents import riql
-  actor, critic, value = riql._networks(cfg)
+  nets = riql._networks(cfg)
+  actor, critic, value = (nets[k].module for k in ("actor", "critic", "value"))
   both = np.concatenate([np.asarray(batch.observations),
                          np.asarray(batch.next_observations)])
   mu, sd = both.mean(0), both.std(0) + 1e-3
