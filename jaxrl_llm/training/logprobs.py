@@ -118,8 +118,9 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
                       attention_mask: jax.Array, *, temperature: float = 1.0,
                       want_entropy: bool = False, impl: str = "auto", mesh=None,
                       vocab_axis: str = "tensor",
-                      dense_logits_bytes: int = DENSE_LOGITS_BYTES) -> TokenLogprobs:
-  """``log softmax(h_t W / tau)[y_{t+1}]`` for every position of a left-padded batch.
+                      dense_logits_bytes: int = DENSE_LOGITS_BYTES,
+                      start: int = 0) -> TokenLogprobs:
+  """``log softmax(h_t W / tau)[y_{t+1}]`` for positions ``t >= start`` of a left-padded batch.
 
   Positions come from ``cumsum(attention_mask) - 1`` (left padding is skipped),
   exactly as the sampler assigns them, so trainer and sampler log-probs agree.
@@ -127,16 +128,22 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
   `kernels_pallas.fused_logprobs_vocab_sharded` combines per-shard statistics
   instead of gathering ``W`` onto every device. ``impl``/``dense_logits_bytes``: see
   :func:`resolve_logprob_impl` (``"dense"``, ``"auto"`` or a kernel backend).
+  ``start`` (static): the first predicting position; outputs are ``[B, T - 1 - start]``
+  (column ``j`` predicts token ``start + j + 1``) and the vocabulary head runs on those
+  positions only (a completion's log-probs need no head over the prompt).
   """
   chex.assert_rank([tokens, attention_mask], 2)
   chex.assert_equal_shape([tokens, attention_mask])
   b, t = tokens.shape
-  hidden = models.hidden_states(config, params, tokens, attention_mask)[:, :-1]
+  if not isinstance(start, int) or not 0 <= start < t - 1:
+    raise ValueError(f"start must be an int in [0, {t - 1}) for {t} tokens, got {start!r}")
+  n = t - 1 - start
+  hidden = models.hidden_states(config, params, tokens, attention_mask)[:, start:-1]
   weight = models.unembed_weight(config, params)
-  args = (hidden.reshape(b * (t - 1), -1), weight.astype(hidden.dtype),
-          tokens[:, 1:].reshape(-1))
-  axes = _vocab_parallel_axes(mesh, weight.shape[1], b * (t - 1), vocab_axis)
-  impl = resolve_logprob_impl(impl, b * (t - 1), weight.shape[1],
+  args = (hidden.reshape(b * n, -1), weight.astype(hidden.dtype),
+          tokens[:, start + 1:].reshape(-1))
+  axes = _vocab_parallel_axes(mesh, weight.shape[1], b * n, vocab_axis)
+  impl = resolve_logprob_impl(impl, b * n, weight.shape[1],
                               vocab_parallel=axes is not None,
                               dense_logits_bytes=dense_logits_bytes)
   kwargs = dict(temperature=temperature, want_entropy=want_entropy)
@@ -149,8 +156,8 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
     out = kernels_pallas.fused_logprobs_vocab_sharded(
         *args, mesh=mesh, vocab_axis=axes[0], token_axes=axes[1], impl=impl, **kwargs)
     logprobs, entropy = out.logprobs, out.entropy
-  entropy = None if entropy is None else entropy.reshape(b, t - 1)
-  return TokenLogprobs(logprobs.reshape(b, t - 1), entropy, hidden)
+  entropy = None if entropy is None else entropy.reshape(b, n)
+  return TokenLogprobs(logprobs.reshape(b, n), entropy, hidden)
 
 
 def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.Array,
@@ -174,7 +181,6 @@ def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.A
   mask = jnp.concatenate([prompt_mask.astype(bool), completion_mask.astype(bool)], axis=1)
   out = sequence_logprobs(config, params, tokens, mask, temperature=temperature,
                           want_entropy=want_entropy, impl=impl, mesh=mesh,
-                          vocab_axis=vocab_axis, dense_logits_bytes=dense_logits_bytes)
-  sl = slice(p - 1, None)
-  return TokenLogprobs(out.logprobs[:, sl], None if out.entropy is None else out.entropy[:, sl],
-                       out.hidden[:, sl])
+                          vocab_axis=vocab_axis, dense_logits_bytes=dense_logits_bytes,
+                          start=p - 1)
+  return out

@@ -84,3 +84,20 @@ def test_auto_follows_the_budget(tiny, monkeypatch):
   assert calls == [1]
   training.sequence_logprobs(config, params, tokens, mask, dense_logits_bytes=4 * 18 * 37 - 1)
   assert calls == [1]  # one byte short: the fused kernel
+
+
+def test_start_runs_the_head_on_later_positions_only(tiny, monkeypatch):
+  config, params, tokens, mask = tiny
+  full = training.sequence_logprobs(config, params, tokens, mask, want_entropy=True)
+  rows = []
+  real = lp_lib.dense_logprobs
+  monkeypatch.setattr(lp_lib, "dense_logprobs",
+                      lambda h, *a, **k: rows.append(h.shape[0]) or real(h, *a, **k))
+  part = training.sequence_logprobs(config, params, tokens, mask, want_entropy=True, start=2)
+  assert rows == [3 * 4]  # 3 rows x positions 2..5 (predicting tokens 3..6): no head on 0, 1
+  np.testing.assert_allclose(part.logprobs, full.logprobs[:, 2:], rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(part.entropy, full.entropy[:, 2:], rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(part.hidden, full.hidden[:, 2:], rtol=1e-6, atol=1e-6)
+  for bad in (-1, 6, 2.0):
+    with pytest.raises(ValueError, match="start must be an int"):
+      training.sequence_logprobs(config, params, tokens, mask, start=bad)
