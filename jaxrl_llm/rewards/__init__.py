@@ -1,10 +1,11 @@
 """Verifiable rewards on host strings: final-answer extraction, exact numeric
-equivalence, a Countdown expression checker (own parser, never ``eval``),
+equivalence, symbolic equivalence (math-verify in a time-bounded worker), a Countdown expression checker (own parser, never ``eval``),
 format rewards, a name registry and a batched helper.
 
 Every reward is ``fn(completion: str, example) -> float`` and is total: any
 completion string (huge, deeply nested, Unicode, NaN-like) gets a float in
-time linear in its length. ``example`` is a ``jaxrl_llm.data.Example``, a
+time linear in its length, plus at most ``SYMBOLIC_TIMEOUT_S`` for a symbolic
+comparison (``math`` / ``gsm8k``, only when an answer is not a plain number). ``example`` is a ``jaxrl_llm.data.Example``, a
 mapping, or (answer rewards) the bare reference answer. Plain Python; no
 import of ``jaxrl_llm.models``, ``training`` or ``sampling``.
 
@@ -47,6 +48,13 @@ from jaxrl_llm.rewards.format import (
     answer_tag_format_reward,
     boxed_format_reward,
 )
+from jaxrl_llm.rewards.symbolic import (
+    MAX_SYMBOLIC_CHARS,
+    SYMBOLIC_TIMEOUT_S,
+    SymbolicVerifier,
+    SymbolicVerifierError,
+    default_verifier,
+)
 from jaxrl_llm.rewards.registry import (
     REWARD_FNS,
     RewardFn,
@@ -56,8 +64,9 @@ from jaxrl_llm.rewards.registry import (
 )
 
 __all__ = [
-    "EXTRACTORS", "MAX_DEPTH", "MAX_EXPRESSION_CHARS", "MAX_NUMBER_CHARS", "REWARD_FNS",
-    "CountdownCheck", "RewardFn", "answer_present_reward", "answer_tag_format_reward",
+    "EXTRACTORS", "MAX_DEPTH", "MAX_EXPRESSION_CHARS", "MAX_NUMBER_CHARS", "MAX_SYMBOLIC_CHARS",
+    "REWARD_FNS", "SYMBOLIC_TIMEOUT_S", "CountdownCheck", "RewardFn", "SymbolicVerifier",
+    "SymbolicVerifierError", "default_verifier", "answer_present_reward", "answer_tag_format_reward",
     "answers_match", "batch_rewards", "boxed_format_reward", "check_countdown",
     "countdown_reward", "countdown_use_all_reward", "evaluate_countdown_expression",
     "exact_answer_reward", "extract_answer_tag", "extract_boxed", "extract_countdown_expression",

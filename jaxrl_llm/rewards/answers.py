@@ -13,6 +13,7 @@ from jaxrl_llm.rewards import _examples
 from jaxrl_llm.rewards.countdown import MAX_EXPRESSION_CHARS, check_countdown
 from jaxrl_llm.rewards.equivalence import answers_match
 from jaxrl_llm.rewards.extraction import extract_answer_tag, extract_final_answer
+from jaxrl_llm.rewards.symbolic import default_verifier
 
 
 def exact_answer_reward(completion: str, example) -> float:
@@ -24,11 +25,20 @@ def exact_answer_reward(completion: str, example) -> float:
   return 1.0 if answers_match(completion.strip(), _examples.reference_answer(example)) else 0.0
 
 
-def math_answer_reward(completion: str, example) -> float:
+def math_answer_reward(completion: str, example, *, verifier=None) -> float:
   """GSM8K/MATH accuracy: extract the final answer (``\\boxed{}`` > ``<answer>``
-  tags > ``#### x`` > last number) and compare with :func:`answers_match`."""
+  tags > ``#### x`` > last number) and compare with :func:`answers_match`:
+  numbers exactly, anything else also symbolically with math-verify
+  (``verifier``, default :func:`~jaxrl_llm.rewards.symbolic.default_verifier`,
+  at most ``SYMBOLIC_TIMEOUT_S`` per comparison), so ``\\boxed{1+x^2}``
+  earns 1.0 against ``x^2+1``.
+  """
   predicted = extract_final_answer(completion)
-  return 1.0 if answers_match(predicted, _examples.reference_answer(example)) else 0.0
+  reference = _examples.reference_answer(example)
+  if predicted is None:
+    return 0.0
+  symbolic = default_verifier() if verifier is None else verifier
+  return 1.0 if answers_match(predicted, reference, symbolic=symbolic) else 0.0
 
 
 def extract_countdown_expression(completion: str) -> str:

@@ -1,4 +1,4 @@
-"""Numeric equivalence of answers with exact rational arithmetic.
+"""Numeric equivalence of answers with exact rational arithmetic (and, on request, symbolic).
 
 ``parse_number`` turns an answer string into a ``fractions.Fraction`` or
 ``None``. Accepted: integers, decimals, signs (``+``, ``-``, Unicode minus),
@@ -6,13 +6,15 @@ thousands separators in groups of three (``1,234,567``; LaTeX ``1{,}234``),
 plain fractions ``a/b``, LaTeX ``\\frac{a}{b}`` / ``\\dfrac`` / ``\\tfrac``,
 scientific notation with at most a 3-digit exponent, and decoration that does
 not change the value: surrounding ``$``, ``\\$``, one trailing ``.``, a
-trailing ``%`` / ``\\%`` (``50%`` is read as 50, as most math graders do),
-LaTeX spacing ``\\!`` / ``\\,``, one layer of braces ``{5}``, degrees
-``^\\circ``, a leading single-letter assignment ``x = 5``, and ``\\text{...}``
-units (``18\\text{ dollars}`` is 18; ``\\text{18}`` is 18).
+trailing ``%`` / ``\\%`` (``50%`` is read as 50, as MATH's grader does: it
+strips ``\\%``; so ``50\\%`` matches ``50``, not ``0.5``), LaTeX spacing
+``\\!`` / ``\\,``, one layer of braces ``{5}``, degrees ``^\\circ``, a leading
+single-letter assignment ``x = 5``, and ``\\text{...}`` units
+(``18\\text{ dollars}`` is 18; ``\\text{18}`` is 18).
 ``NaN``/``inf`` and over-long strings (> ``MAX_NUMBER_CHARS``) are not numbers,
 which keeps ``int()`` well under Python's 4300-digit limit and every parse
-cheap.
+cheap. :func:`answers_match` compares numbers exactly and hands non-numeric
+answers to a symbolic verifier when given one (:mod:`jaxrl_llm.rewards.symbolic`).
 """
 
 from __future__ import annotations
@@ -106,15 +108,28 @@ def normalize_answer_text(text: str) -> str:
   return s[:-1] if s.endswith(".") else s
 
 
-def answers_match(predicted: Optional[str], reference: str) -> bool:
-  """True iff both parse to the same exact number, or (if either is not a
-  number) their :func:`normalize_answer_text` forms are equal and non-empty."""
+def answers_match(predicted: Optional[str], reference: str, *, symbolic=None) -> bool:
+  """Whether a predicted answer equals the reference.
+
+  1. Both parse as numbers (:func:`parse_number`): exact rational equality
+     decides (``0.333`` is not ``1/3``; ``50%`` is 50, so ``50\\%`` matches
+     ``50`` and not ``0.5``, as in MATH's grader, which strips ``\\%``).
+  2. Equal, non-empty :func:`normalize_answer_text` forms match.
+  3. With ``symbolic`` (a :class:`jaxrl_llm.rewards.symbolic.SymbolicVerifier`,
+     or anything with ``equivalent(predicted, reference) -> True/False/None``),
+     a non-numeric side goes to it: ``x^2+1`` matches ``1+x^2``, ``\\sqrt2``
+     matches ``2^{1/2}``; undecided (its deadline passed) is no match.
+  4. Otherwise no match (in particular a number against a non-number without
+     ``symbolic``).
+  """
   if predicted is None:
     return False
   p, r = parse_number(predicted), parse_number(reference)
   if p is not None and r is not None:
     return p == r
-  if p is not None or r is not None:
-    return False
   p_text, r_text = normalize_answer_text(predicted), normalize_answer_text(reference)
-  return bool(r_text) and p_text == r_text
+  if bool(r_text) and p_text == r_text and (p is None) == (r is None):
+    return True
+  if symbolic is None or not p_text or not r_text:
+    return False
+  return symbolic.equivalent(predicted, reference) is True

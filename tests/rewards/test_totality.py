@@ -2,7 +2,11 @@
 
 A hypothesis fuzz test (random text and random sequences of the syntax the
 parsers care about) plus explicit adversarial inputs, each under a generous
-wall-clock bound.
+wall-clock bound. Two references are symbolic (``x^2+1``, ``2^{1/2}``), so the
+math rewards send every extracted answer through math-verify
+(:mod:`jaxrl_llm.rewards.symbolic`); its worker is started before timing
+(start-up is a one-off cost, not a per-completion one), and a pathological
+answer (``9^{9^{9}}``) must come back within the same bound.
 """
 
 import math
@@ -13,20 +17,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxrl_llm.data import Example
-from jaxrl_llm.rewards import (REWARD_FNS, answers_match, check_countdown, extract_final_answer,
-                               parse_number)
+from jaxrl_llm.rewards import (REWARD_FNS, answers_match, check_countdown, default_verifier,
+                               extract_final_answer, parse_number)
 
 TIME_BOUND_S = 1.0
 _EXAMPLES = (
     Example(prompt="12+34=", answer="46"),
     Example(prompt="[3,5,2]->16:", answer="16", metadata={"numbers": (3, 5, 2), "target": 16}),
     {"answer": r"\frac{1}{2}", "numbers": [1, 2], "target": 2},
+    {"answer": "x^2+1", "numbers": [1, 2], "target": 3},
+    Example(prompt="p", answer="2^{1/2}", metadata={"numbers": (2,), "target": 2}),
 )
 _PIECES = ["(", ")", "{", "}", r"\boxed{", r"\frac{", "<answer>", "</answer>", "<think>",
            "</think>", "####", "-", "+", "*", "/", "=", ",", ".", "e", "%", "$", " ", "\n",
            "0", "1", "3", "5", "16", "46", "9" * 40, "nan", "inf", "\u0663", "\u00d7", "\u2212",
-           "\U0001F600", "\\", "\x00"]
+           "\U0001F600", "\\", "\x00", "^", "x", "2", r"\sqrt{", "!", r"\pi", "(x+1)", "^{"]
 _SYNTAX_TEXT = st.lists(st.sampled_from(_PIECES), max_size=120).map("".join)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _symbolic_worker_started():
+  default_verifier().warm_up()
 
 
 def _check_all(text):
@@ -83,6 +94,12 @@ _ADVERSARIAL = {
     "deep unary": "-" * 10_000 + "3",
     "nul bytes": "\x00" * 1_000,
     "mixed": (r"\boxed{\frac{1}{" + "(" * 100 + "<answer>" + "1,2" * 100) * 500,
+    # The symbolic path: SymPy would evaluate these for minutes or recurse deeply.
+    "symbolic power tower": r"so \boxed{9^{9^{9}}}",
+    "symbolic exponent chain": r"\boxed{x^{x^{x^{x^{x^{x^{x^{x}}}}}}}}",
+    "symbolic nesting": r"\boxed{" + "(" * 120 + "x" + ")" * 120 + "}",
+    "symbolic over length": r"\boxed{" + "x+" * 200 + "1}",
+    "symbolic many boxes": r"\boxed{x^2+1}" * 5_000,
 }
 
 
@@ -105,3 +122,6 @@ def test_adversarial_values_are_right():
   assert parse_number("1" + "0" * 5000) is None
   assert REWARD_FNS["math"]("1" + "0" * 5000, {"answer": "1"}) == 0.0
   assert REWARD_FNS["math"]("so nan", {"answer": "1"}) == 0.0
+  # Cut at the deadline: undecided is no reward; a correct symbolic answer still scores.
+  assert REWARD_FNS["math"](_ADVERSARIAL["symbolic power tower"], {"answer": "1"}) == 0.0
+  assert REWARD_FNS["math"](_ADVERSARIAL["symbolic many boxes"], {"answer": "1+x^2"}) == 1.0
