@@ -6,22 +6,37 @@
   actions = agent.act(state, observations, key, deterministic=True)
 
 `get(name)` returns the agent module; each module also has `get_config()`.
+Every agent is built by `api.make_agent` (agents/api.py). To add one, write
+its module and add one line to `_REGISTRY`.
 """
 
 from __future__ import annotations
 
 import types
 
+from jaxrl_llm.offline.agents import api
 from jaxrl_llm.offline.agents import bc
+from jaxrl_llm.offline.agents import fdvl
 from jaxrl_llm.offline.agents import iql
 from jaxrl_llm.offline.agents import losses
+from jaxrl_llm.offline.agents import recoil
 from jaxrl_llm.offline.agents import riql
-from jaxrl_llm.offline.agents.losses import (awr_weights, ensemble_quantile,
+from jaxrl_llm.offline.agents.losses import (awr_weights, chi_square_conjugate,
+                                             dual_value_loss, ensemble_quantile,
                                              expectile_loss, expectile_weight,
-                                             gaussian_log_prob, huber_delta_from_sigma,
-                                             huber_loss, polyak_update, td_target)
+                                             gaussian_log_prob, gumbel_loss,
+                                             huber_delta_from_sigma, huber_loss,
+                                             huber_loss_standard, polyak_update,
+                                             td_target, total_variation_conjugate)
 
-_REGISTRY = {"bc": bc, "iql": iql, "riql": riql}
+# name -> agent module (lower case). One line per agent.
+_REGISTRY = {
+    "bc": bc,
+    "iql": iql,
+    "riql": riql,
+    "fdvl": fdvl,
+    "recoil": recoil,
+}
 
 
 def names() -> tuple[str, ...]:
@@ -38,7 +53,9 @@ def get(name: str) -> types.ModuleType:
 
 
 __all__ = [
-    "awr_weights", "bc", "ensemble_quantile", "expectile_loss", "expectile_weight",
-    "gaussian_log_prob", "get", "huber_delta_from_sigma", "huber_loss", "iql",
-    "losses", "names", "polyak_update", "riql", "td_target",
+    "api", "awr_weights", "bc", "chi_square_conjugate", "dual_value_loss",
+    "ensemble_quantile", "expectile_loss", "expectile_weight", "fdvl",
+    "gaussian_log_prob", "get", "gumbel_loss", "huber_delta_from_sigma",
+    "huber_loss", "huber_loss_standard", "iql", "losses", "names",
+    "polyak_update", "recoil", "riql", "td_target", "total_variation_conjugate",
 ]

@@ -119,3 +119,98 @@ def td_target(rewards: jax.Array, masks: jax.Array, next_values: jax.Array,
   """One-step bootstrapped target `y = r + γ · m · V(s')`, m = 1 − terminal."""
   chex.assert_equal_shape([rewards, masks, next_values])
   return rewards + discount * masks * next_values
+
+
+def huber_loss_standard(diff: jax.Array, delta: float) -> jax.Array:
+  """Elementwise Huber loss in its standard form, gradient clip(x, −δ, δ).
+
+  `H_δ(x) = ½ x²` if |x| ≤ δ, else `δ (|x| − ½ δ)` (Huber, "Robust Estimation
+  of a Location Parameter", 1964). f-DVL's Q loss uses δ = 20 (Sikchi et al.,
+  "Dual RL", ICLR 2024, official code). Equals `δ · huber_loss(x, δ)`, RIQL's
+  1/δ-scaled form.
+  """
+  if delta <= 0:
+    raise ValueError(f"huber delta must be positive, got {delta}")
+  abs_diff = jnp.abs(diff)
+  quadratic = jnp.minimum(abs_diff, delta)
+  return 0.5 * jnp.square(quadratic) + delta * (abs_diff - quadratic)
+
+
+# ----------------------------------------------------------------------------- Dual RL (f-DVL)
+
+DUAL_DIVERGENCES = ("chi-square", "total-variation", "reverse-kl")
+
+
+def chi_square_conjugate(x: jax.Array) -> jax.Array:
+  """f-DVL's Pearson χ² conjugate `f*_p(x) = max(x + x²/4, 0)`, elementwise.
+
+  Pearson χ², f(t) = (t − 1)², has the convex conjugate f*(y) = y + y²/4.
+  With the primal constrained to t ≥ 0 the exact conjugate is y + y²/4 for
+  y > −2 and −1 below; Sikchi et al. ("Dual RL", ICLR 2024, f-DVL) clip at 0
+  instead, which is what this function does.
+  """
+  return jnp.maximum(x + 0.25 * jnp.square(x), 0.0)
+
+
+def total_variation_conjugate(x: jax.Array) -> jax.Array:
+  """f-DVL's total-variation conjugate `f*_p(x) = max(x, 0)`, elementwise.
+
+  Sikchi et al., "Dual RL", ICLR 2024 (f-DVL with total variation).
+  """
+  return jnp.maximum(x, 0.0)
+
+
+def gumbel_loss(x: jax.Array, temperature: float,
+                max_clip: float | None = None) -> jax.Array:
+  """The reverse-KL (Gumbel / XQL) value loss with its max-stabiliser.
+
+  With z = min(x / λ, max_clip) and M = stop_grad(max(max_i z_i, −1)), the
+  batch maximum over axis 0:
+
+    L_i = exp(z_i − M) − z_i·exp(−M) − exp(−M) = exp(−M)·(e^{z_i} − z_i − 1).
+
+  e^z − z − 1 is the Gumbel-regression loss of Garg et al., "Extreme
+  Q-Learning" (ICLR 2023), which Sikchi et al. ("Dual RL", ICLR 2024) identify
+  as dual-V learning with the reverse KL; the constant factor exp(−M) only
+  rescales the step (an adaptive learning rate) against outliers, and the clip
+  at `max_clip` bounds the exponent. λ is the Gumbel temperature.
+
+  Args:
+    x: [B, ...] x = Q̄(s, a) − V(s).
+    temperature: λ > 0.
+    max_clip: upper clip of z (None: no clip).
+  """
+  if temperature <= 0:
+    raise ValueError(f"gumbel temperature must be positive, got {temperature}")
+  z = x / temperature
+  if max_clip is not None:
+    z = jnp.minimum(z, max_clip)
+  shift = jax.lax.stop_gradient(jnp.maximum(jnp.max(z, axis=0), -1.0))
+  return jnp.exp(z - shift) - z * jnp.exp(-shift) - jnp.exp(-shift)
+
+
+def dual_value_loss(x: jax.Array, divergence: str, temperature: float,
+                    max_clip: float | None = None) -> jax.Array:
+  """Elementwise f-DVL value loss on x = Q̄(s, a) − V(s); the caller averages.
+
+  `L_V = E[λ f*_p(Q̄ − V) − (1 − λ)(Q̄ − V)]`, i.e. the dual-V objective
+  `(1 − λ) E[V(s)] + λ E[f*_p(Q̄(s, a) − V(s))]` up to a constant (Sikchi et
+  al., "Dual RL", ICLR 2024, f-DVL), for
+
+    "chi-square":      f*_p = `chi_square_conjugate`
+    "total-variation": f*_p = `total_variation_conjugate`
+    "reverse-kl":      the Gumbel loss `gumbel_loss(x, λ, max_clip)`, where λ
+                       is the Gumbel temperature (no (1 − λ) term), as in XQL.
+
+  `max_clip` applies to the reverse-KL branch only. The name is matched
+  case-insensitively, so the official README's "reverse-KL" works.
+  """
+  name = str(divergence).lower()
+  if name == "chi-square":
+    return temperature * chi_square_conjugate(x) - (1.0 - temperature) * x
+  if name == "total-variation":
+    return temperature * total_variation_conjugate(x) - (1.0 - temperature) * x
+  if name == "reverse-kl":
+    return gumbel_loss(x, temperature, max_clip)
+  raise ValueError(
+      f"unknown f-DVL divergence {divergence!r}; known: {', '.join(DUAL_DIVERGENCES)}")

@@ -112,3 +112,86 @@ def test_polyak_and_td_target():
   y = losses.td_target(jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0]),
                        jnp.array([10.0, 10.0]), 0.9)
   np.testing.assert_allclose(y, [10.0, 2.0])
+
+
+def test_huber_standard_hand_values_and_gradient():
+  # δ = 20: ½·3² = 4.5; 20·(30 − 10) = 400; 20·(25 − 10) = 300; both branches
+  # give ½·20² = 200 at |x| = δ.
+  x = jnp.array([3.0, -30.0, 25.0, 20.0])
+  np.testing.assert_allclose(losses.huber_loss_standard(x, 20.0), [4.5, 400.0, 300.0, 200.0])
+  # Gradient clip(x, −δ, δ): 3, −20, 20.
+  g = jax.grad(lambda v: jnp.sum(losses.huber_loss_standard(v, 20.0)))(x[:3])
+  np.testing.assert_allclose(g, [3.0, -20.0, 20.0])
+  with pytest.raises(ValueError, match="delta"):
+    losses.huber_loss_standard(x, 0.0)
+
+
+def test_chi_square_conjugate_hand_values_and_gradient():
+  # x + x²/4: −6 + 9 = 3; −2 + 1 = −1 → 0; 0.5 + 0.0625 = 0.5625; 2 + 1 = 3.
+  x = jnp.array([-6.0, -2.0, 0.5, 2.0])
+  np.testing.assert_allclose(losses.chi_square_conjugate(x), [3.0, 0.0, 0.5625, 3.0])
+  # d/dx = 1 + x/2 where x + x²/4 > 0, else 0: −2, 0, 1.25, 2.
+  g = jax.grad(lambda v: jnp.sum(losses.chi_square_conjugate(v)))(x)
+  np.testing.assert_allclose(g, [-2.0, 0.0, 1.25, 2.0])
+
+
+def test_total_variation_conjugate_hand_values_and_gradient():
+  x = jnp.array([-1.0, 0.5, 3.0])
+  np.testing.assert_allclose(losses.total_variation_conjugate(x), [0.0, 0.5, 3.0])
+  g = jax.grad(lambda v: jnp.sum(losses.total_variation_conjugate(v)))(x)
+  np.testing.assert_allclose(g, [0.0, 1.0, 1.0])
+
+
+def test_gumbel_loss_hand_values_and_gradient():
+  # λ = 2: z = x/2 = [−2, 0, 1]; M = max(1, −1) = 1; L = e^{−M}(e^z − z − 1).
+  x = jnp.array([-4.0, 0.0, 2.0])
+  e = math.e
+  expected = [(math.exp(-2.0) + 1.0) / e, 0.0, (e - 2.0) / e]  # 0.41767, 0, 0.26424
+  np.testing.assert_allclose(losses.gumbel_loss(x, 2.0, max_clip=7.0), expected, rtol=1e-6)
+  # M is stop-gradient: dL_i/dx_i = (e^{z_i − M} − e^{−M}) / λ.
+  g = jax.grad(lambda v: jnp.sum(losses.gumbel_loss(v, 2.0, 7.0)))(x)
+  np.testing.assert_allclose(g, [(math.exp(-3.0) - 1 / e) / 2, (1 / e - 1 / e) / 2,
+                                 (1.0 - 1 / e) / 2], rtol=1e-5, atol=1e-7)
+
+
+def test_gumbel_loss_clip_and_max_floor():
+  # max_clip = 1 clips z = 3 to 1 (no gradient there); M = 1.
+  out = losses.gumbel_loss(jnp.array([3.0, 0.0]), 1.0, max_clip=1.0)
+  np.testing.assert_allclose(out, [1.0 - 2.0 / math.e, 0.0], rtol=1e-6, atol=1e-7)
+  g = jax.grad(lambda v: jnp.sum(losses.gumbel_loss(v, 1.0, 1.0)))(jnp.array([3.0, 0.0]))
+  assert float(g[0]) == 0.0
+  # All z below −1: M is floored at −1, L = e^{z+1} − z·e − e; z = −5 gives e^{−4} + 4e.
+  out = losses.gumbel_loss(jnp.array([-5.0, -3.0]), 1.0)
+  np.testing.assert_allclose(out, [math.exp(-4.0) + 4 * math.e, math.exp(-2.0) + 2 * math.e],
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match="temperature"):
+    losses.gumbel_loss(jnp.zeros(2), 0.0)
+
+
+def test_dual_value_loss_hand_values_and_gradient_in_v():
+  q = jnp.array([2.0, -2.0])
+  # λ = 0.8, χ²: x = 2 → 0.8·3 − 0.2·2 = 2.0; x = −2 → 0.8·0 + 0.2·2 = 0.4.
+  loss = lambda v, f, lam: losses.dual_value_loss(q - v, f, lam)
+  np.testing.assert_allclose(loss(jnp.zeros(2), "chi-square", 0.8), [2.0, 0.4], rtol=1e-6)
+  # dL/dV = −dL/dx = −(0.8·(1 + x/2)·1[f* > 0] − 0.2): x = 2 → −1.4; x = −2 → 0.2.
+  g = jax.grad(lambda v: jnp.sum(loss(v, "chi-square", 0.8)))(jnp.zeros(2))
+  np.testing.assert_allclose(g, [-1.4, 0.2], rtol=1e-6)
+  # TV, λ = 0.5: x = 2 → 0.5·2 − 0.5·2 = 0; x = −2 → 0 + 0.5·2 = 1.
+  np.testing.assert_allclose(loss(jnp.zeros(2), "total-variation", 0.5), [0.0, 1.0])
+  g = jax.grad(lambda v: jnp.sum(loss(v, "total-variation", 0.5)))(jnp.zeros(2))
+  np.testing.assert_allclose(g, [0.0, 0.5])
+  # reverse-KL is the Gumbel loss with λ as its temperature (any case of the name).
+  np.testing.assert_allclose(loss(jnp.zeros(2), "reverse-KL", 2.0),
+                             losses.gumbel_loss(q, 2.0), rtol=1e-6)
+  with pytest.raises(ValueError, match="chi-square, total-variation, reverse-kl"):
+    losses.dual_value_loss(q, "hellinger", 1.0)
+
+
+def test_chi_square_dual_v_is_an_implicit_maximiser():
+  """With λ = 1, E[max(x + x²/4, 0)] over x = q − v is 0 exactly when every
+  q − v lies in [−4, 0]: v = max q (up to min q + 4) is a minimiser, while
+  the mean or an expectile below the max is not."""
+  q = jnp.array([0.0, 1.0, 2.5])
+  risk = lambda v: float(jnp.mean(losses.dual_value_loss(q - v, "chi-square", 1.0)))
+  assert risk(2.5) == 0.0 and risk(3.5) == 0.0
+  assert risk(float(jnp.mean(q))) > 0.1 and risk(2.0) > 0.0 and risk(5.0) > 0.0

@@ -277,7 +277,7 @@ def test_values_match_numpy_forward(stepped, name):
 
 
 def test_unknown_agent_lists_known_names():
-  with pytest.raises(ValueError, match="unknown agent 'cql'.*bc, iql, riql"):
+  with pytest.raises(ValueError, match="unknown agent 'cql'.*bc, fdvl, iql, recoil, riql"):
     agents.get("cql")
   assert agents.get("IQL") is agents.iql
 
