@@ -42,5 +42,8 @@ def get_config():
   c.async_checkpointing = True  # saves overlap training (from a copy of the state)
   c.export_hf = True
   c.tensorboard = True
+  c.wandb = False  # also log to a Weights & Biases run (needs `pip install wandb`)
+  c.wandb_project = "jaxrl_llm"
+  c.wandb_mode = ""  # "": W&B's default (WANDB_MODE); online | offline | disabled
   c.progress_bar = True
   return c

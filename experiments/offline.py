@@ -9,7 +9,7 @@ corruption; adversarial observation/action/dynamics corruption first trains the
 critic it attacks), preprocess (action clipping, reward scaling), then train
 with `update_n` chunks of `steps_per_call` updates on device-sampled batches.
 Writes `metrics.jsonl` (training and evaluation lines; TensorBoard events under
-`tb/` too when tensorboard is installed), Orbax checkpoints under
+`tb/` with config.tensorboard, a W&B run with config.wandb), Orbax checkpoints under
 `checkpoints/`, `scores.json`, a final score table on stdout and `curves.png`.
 
 Re-running the same command in the same workdir resumes from the latest
@@ -306,8 +306,11 @@ def run(config):
     # The batch stream is a chain of key splits, one per update_n call: replay it.
     for _ in range(step // config.steps_per_call):
       key, _ = jax.random.split(key)
-  # JSONL always, TensorBoard too when it is installed (jaxrl_llm.training.metrics).
-  writer = metrics_lib.MetricWriter(workdir, tensorboard=config.tensorboard)
+  # JSONL always; TensorBoard (tensorboardX) and W&B when asked (jaxrl_llm.training.metrics).
+  writer = metrics_lib.MetricWriter(
+      workdir, tensorboard=config.tensorboard, wandb=config.get("wandb", False),
+      wandb_project=config.get("wandb_project", "jaxrl_llm"),
+      wandb_mode=config.get("wandb_mode") or None, run_config=config)
   # Drop lines logged after the checkpoint (all of them on a fresh start), so the
   # file holds each step of this run once.
   writer.truncate_after(step)
@@ -399,7 +402,8 @@ def run(config):
 # change what is trained (only logging, evaluation and checkpoint cadence).
 RESUME_MAY_DIFFER = ("workdir", "progress_bar", "log_interval", "eval_interval",
                      "eval_episodes", "eval_seed", "checkpoint_interval",
-                     "checkpoints_to_keep", "resume", "minari_datasets_path", "tensorboard")
+                     "checkpoints_to_keep", "resume", "minari_datasets_path", "tensorboard",
+                     "wandb", "wandb_project", "wandb_mode")
 
 
 def write_atomic(path: str, text: str) -> None:

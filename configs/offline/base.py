@@ -50,7 +50,10 @@ def get_config():
   config.checkpoints_to_keep = 2
   config.resume = True  # continue from <workdir>/checkpoints when it has a step
   config.progress_bar = True
-  config.tensorboard = True  # also TensorBoard events in <workdir>/tb when installed
+  config.tensorboard = True  # also TensorBoard events in <workdir>/tb (tensorboardX)
+  config.wandb = False  # also log to a Weights & Biases run (needs `pip install wandb`)
+  config.wandb_project = "jaxrl_llm"
+  config.wandb_mode = ""  # "": W&B's default (WANDB_MODE); online | offline | disabled
   config.workdir = "/tmp/jaxrl_llm_offline"
   return config
 

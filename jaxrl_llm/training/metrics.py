@@ -1,10 +1,12 @@
-"""Metric logging (JSONL always, TensorBoard when installed), finiteness checks and plots."""
+"""Metric logging (JSONL always; TensorBoard with tensorboardX; Weights & Biases when
+installed and asked for), finiteness checks and plots."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import warnings
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -27,25 +29,61 @@ def to_floats(metrics: Mapping) -> dict:
   return {k: float(np.asarray(v)) for k, v in metrics.items()}
 
 
-class MetricWriter:
-  """Appends ``{"step": s, **metrics}`` lines to ``workdir/metrics.jsonl`` (+ TensorBoard).
+WANDB_ID_FILE = "wandb_run_id"
+WANDB_MODES = (None, "online", "offline", "disabled")
 
-  ``truncate_after(step)`` drops lines of steps > ``step`` (used on resume, so
-  the file holds each step once).
+
+class MetricWriterWarning(UserWarning):
+  """A requested metric backend is unavailable; the run goes on with the others (JSONL always)."""
+
+
+class MetricBackendError(ImportError):
+  """A metric backend that was asked for explicitly (Weights & Biases) is not installed."""
+
+
+class MetricWriter:
+  """Appends ``{"step": s, **metrics}`` lines to ``workdir/metrics.jsonl``; also
+  TensorBoard event files in ``workdir/tb`` (``tensorboard=True``, written with
+  ``tensorboardX``) and a Weights & Biases run (``wandb=True``).
+
+  A requested TensorBoard writer that cannot be built (``tensorboardX``
+  missing) is reported once, at construction, as a :class:`MetricWriterWarning`
+  on stderr, and the run continues with JSONL; ``wandb=True`` without the
+  ``wandb`` package is a :class:`MetricBackendError` (it is opt-in, so a missing
+  package is a set-up mistake). ``truncate_after(step)`` drops lines of steps
+  > ``step`` (used on resume, so the file holds each step once) and reopens
+  the TensorBoard writer with ``purge_step=step + 1``, so TensorBoard hides the
+  events the resumed run rewrites. The W&B run's id is kept in
+  ``workdir/wandb_run_id``, so a resumed run logs to the same W&B run;
+  ``wandb_mode`` is W&B's ``mode`` (``"offline"`` on a machine without
+  network; ``None``: W&B's default / ``WANDB_MODE``).
   """
 
-  def __init__(self, workdir: str, *, tensorboard: bool = True):
+  def __init__(self, workdir: str, *, tensorboard: bool = True, wandb: bool = False,
+               wandb_project: str = "jaxrl_llm", wandb_run_name: Optional[str] = None,
+               wandb_mode: Optional[str] = None, run_config: Optional[Mapping] = None):
+    if wandb_mode not in WANDB_MODES:
+      raise ValueError(f"MetricWriter: wandb_mode must be one of {WANDB_MODES}, got {wandb_mode!r}")
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.tb_dir = os.path.join(workdir, "tb")
     self._tb = None
+    self._wandb_run = None
     if tensorboard:
-      try:
-        from torch.utils.tensorboard import SummaryWriter  # optional dependency
-        self._tb = SummaryWriter(os.path.join(workdir, "tb"))
-      except Exception:  # tensorboard not installed: JSONL only
-        self._tb = None
+      self._tb = _tensorboard_writer(self.tb_dir)
+    if wandb:
+      self._wandb_run = _wandb_run(workdir, wandb_project, wandb_run_name, wandb_mode, run_config)
+
+  @property
+  def backends(self) -> tuple:
+    """Names of the backends being written: ``("jsonl", "tensorboard", "wandb")`` or a prefix of them."""
+    return (("jsonl",) + (("tensorboard",) if self._tb is not None else ())
+            + (("wandb",) if self._wandb_run is not None else ()))
 
   def truncate_after(self, step: int) -> None:
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = _tensorboard_writer(self.tb_dir, purge_step=int(step) + 1)
     if not os.path.exists(self.path):
       return
     with open(self.path) as f:
@@ -62,10 +100,55 @@ class MetricWriter:
     if self._tb is not None:
       for k, v in metrics.items():
         self._tb.add_scalar(k, float(v), int(step))
+    if self._wandb_run is not None:
+      self._wandb_run.log({k: float(v) for k, v in metrics.items()}, step=int(step))
+
+  def flush(self) -> None:
+    if self._tb is not None:
+      self._tb.flush()
 
   def close(self):
     if self._tb is not None:
       self._tb.close()
+      self._tb = None
+    if self._wandb_run is not None:
+      self._wandb_run.finish()
+      self._wandb_run = None
+
+
+def _tensorboard_writer(logdir: str, purge_step: Optional[int] = None):
+  """A ``tensorboardX.SummaryWriter`` on ``logdir``, or ``None`` with a warning if it cannot be made."""
+  try:
+    from tensorboardX import SummaryWriter  # declared in setup.cfg
+  except ImportError as e:
+    warnings.warn(f"tensorboard=True but no TensorBoard writer: {e}. Metrics go to metrics.jsonl "
+                  f"only; install it with `pip install tensorboardX` (declared by jaxrl_llm) "
+                  f"or pass tensorboard=False", MetricWriterWarning, stacklevel=3)
+    return None
+  return SummaryWriter(logdir, purge_step=purge_step, flush_secs=30)
+
+
+def _wandb_run(workdir, project, name, mode, run_config):
+  try:
+    import wandb  # optional: pip install wandb
+  except ImportError as e:
+    raise MetricBackendError(
+        f"wandb=True but the 'wandb' package is not installed ({e}); pip install wandb, "
+        f"or pass wandb=False (metrics still go to metrics.jsonl and TensorBoard)") from e
+  config = None
+  if run_config is not None:
+    config = run_config.to_dict() if hasattr(run_config, "to_dict") else dict(run_config)
+  # One W&B run per workdir: a resumed run appends to it (its id is kept in the workdir).
+  id_path = os.path.join(workdir, WANDB_ID_FILE)
+  if os.path.isfile(id_path):
+    with open(id_path) as f:
+      run_id = f.read().strip()
+  else:
+    run_id = wandb.util.generate_id()
+    with open(id_path, "w") as f:
+      f.write(run_id + "\n")
+  return wandb.init(project=project, name=name, dir=workdir, config=config, mode=mode,
+                    id=run_id, resume="allow")
 
 
 def read_metrics(path: str) -> list[dict]:

@@ -112,7 +112,8 @@ def stop_tokens(config, tokenizer) -> tuple:
   return tuple(sorted(ids))
 
 
-RUN_FILES = ("checkpoints", "metrics.jsonl", "tb")  # what a run writes that a new run must not mix into
+# What a run writes that a new run must not mix into.
+RUN_FILES = ("checkpoints", "metrics.jsonl", "tb", "wandb", "wandb_run_id")
 
 
 def previous_run(workdir: str) -> dict:
@@ -165,7 +166,10 @@ def open_run(c, state):
       print(f"overwrite: deleted the previous run in {c.workdir!r} "
             f"(checkpoints {used['steps']}); starting fresh", flush=True)
   position = data.DataPosition(c.seed, 0)
-  writer = metrics_lib.MetricWriter(c.workdir, tensorboard=c.tensorboard)
+  writer = metrics_lib.MetricWriter(
+      c.workdir, tensorboard=c.tensorboard, wandb=c.get("wandb", False),
+      wandb_project=c.get("wandb_project", "jaxrl_llm"), wandb_mode=c.get("wandb_mode") or None,
+      run_config=c)
   ckpt = Checkpointer(ckpt_dir, every=c.checkpoint_every,
                       keep=c.keep_checkpoints, async_save=c.get("async_checkpointing", False))
   start = 0
