@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from typing import Any, Callable, NamedTuple, Optional
 
+import einops
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -40,23 +41,24 @@ class _Entry(NamedTuple):
 
 
 def _linear_in(n_heads_attr: str):
-  """torch Linear [heads*Dh, D] <-> ours [D, heads, Dh]."""
+  """torch Linear [heads*Dh, D] <-> ours [D, heads, Dh] (``h k``: head, within-head index)."""
   def hf_shape(c):
     return (getattr(c, n_heads_attr) * c.head_dim, c.hidden_size)
   def to_ours(w, c):
-    return w.T.reshape(c.hidden_size, getattr(c, n_heads_attr), c.head_dim)
+    return einops.rearrange(w, "(h k) d -> d h k", h=getattr(c, n_heads_attr))
   def to_hf(w, c):
-    return w.reshape(c.hidden_size, -1).T
+    return einops.rearrange(w, "d h k -> (h k) d")
   return hf_shape, to_ours, to_hf
 
 
 def _bias(n_heads_attr: str):
+  """torch bias [heads*Dh] <-> ours [heads, Dh]."""
   def hf_shape(c):
     return (getattr(c, n_heads_attr) * c.head_dim,)
   def to_ours(w, c):
-    return w.reshape(getattr(c, n_heads_attr), c.head_dim)
+    return einops.rearrange(w, "(h k) -> h k", h=getattr(c, n_heads_attr))
   def to_hf(w, c):
-    return w.reshape(-1)
+    return einops.rearrange(w, "h k -> (h k)")
   return hf_shape, to_ours, to_hf
 
 
@@ -82,10 +84,11 @@ def _entries(config: ModelConfig) -> list[_Entry]:
              *_linear_in("num_kv_heads")),
       _Entry(L + "self_attn.v_proj.weight", ("layers", "attn", "v_kernel"),
              *_linear_in("num_kv_heads")),
+      # torch Linear [D, heads*Dh] <-> ours [heads, Dh, D].
       _Entry(L + "self_attn.o_proj.weight", ("layers", "attn", "o_kernel"),
              lambda c: (d, c.num_heads * c.head_dim),
-             lambda w, c: w.T.reshape(c.num_heads, c.head_dim, d),
-             lambda w, c: w.reshape(-1, d).T),
+             lambda w, c: einops.rearrange(w, "d (h k) -> h k d", h=c.num_heads),
+             lambda w, c: einops.rearrange(w, "h k d -> d (h k)")),
       _Entry(L + "mlp.gate_proj.weight", ("layers", "mlp", "gate_kernel"), *_transpose(lambda c: (f, d))),
       _Entry(L + "mlp.up_proj.weight", ("layers", "mlp", "up_kernel"), *_transpose(lambda c: (f, d))),
       _Entry(L + "mlp.down_proj.weight", ("layers", "mlp", "down_kernel"), *_transpose(lambda c: (d, f))),

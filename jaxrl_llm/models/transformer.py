@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Optional
 
+import einops
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -135,17 +136,19 @@ def attend(config: ModelConfig, q: jax.Array, keys: jax.Array, values: jax.Array
   the 5-D ``btkgd,bksd->bkgts`` einsum (docs/results/rl_step_vs_trl_*.txt).
   """
   c = config
-  b, t = q.shape[:2]
-  s = keys.shape[2]
-  kvh, groups, dh = c.num_kv_heads, c.num_heads // c.num_kv_heads, c.head_dim
-  qg = q.reshape(b, t, kvh, groups, dh).transpose(0, 2, 3, 1, 4).reshape(b, kvh, groups * t, dh)
+  (b, t), s = q.shape[:2], keys.shape[2]
+  kvh, groups = c.num_kv_heads, c.num_heads // c.num_kv_heads
+  # Query head h = k·G + g (kv head k, group member g) goes to row g·T + t of kv head k.
+  qg = einops.rearrange(q, "b t (k g) d -> b k (g t) d", k=kvh)
   scores = jnp.einsum("bkqd,bksd->bkqs", qg, keys.astype(q.dtype),
-                      preferred_element_type=jnp.float32) / math.sqrt(dh)
+                      preferred_element_type=jnp.float32) / math.sqrt(c.head_dim)
+  # The same [T, S] mask for every group member. (Not einops.repeat: it lowers through
+  # an 8-D reshape; this broadcast is the HLO the layout was timed with.)
   allowed = jnp.broadcast_to(mask[:, None, None], (b, 1, groups, t, s)).reshape(b, 1, groups * t, s)
   scores = jnp.where(allowed, scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
   out = jnp.einsum("bkqs,bksd->bkqd", probs, values.astype(q.dtype))
-  return out.reshape(b, kvh, groups, t, dh).transpose(0, 3, 1, 2, 4).reshape(b, t, c.num_heads, dh)
+  return einops.rearrange(out, "b k (g t) d -> b t (k g) d", g=groups)
 
 
 def attention(config: ModelConfig, p, x: jax.Array, cos, sin, mask, kv=None, cache_index=0):
