@@ -92,7 +92,7 @@ def main():
     t = statistics.median(times[impl]) if times[impl] else float("nan")
     name = "naive" if impl == "reference" else impl
     print(f"{name:<10} {temp[impl] / 2**30:>9.3f} {temp[impl] / temp['reference']:>13.4f} "
-          f"{t:>10.2f} {t / naive_t:>13.3f}")
+          f"{t:>10.4f} {t / naive_t:>13.3f}")
 
 
 if __name__ == "__main__":
