@@ -1,4 +1,4 @@
-"""Offline RL training entry point (BC / IQL / RIQL on one dataset).
+"""Offline RL training entry point (BC / IQL / RIQL / f-DVL / ReCOIL on one dataset).
 
   python experiments/offline.py --config=configs/offline/iql_hopper.py \
       --config.workdir=/tmp/iql_hopper --config.max_steps=100000
@@ -254,6 +254,7 @@ def run(config):
 
   from jaxrl_llm.offline import agents
   from jaxrl_llm.offline import datasets
+  from jaxrl_llm.offline import imitation
   from jaxrl_llm.training import metrics as metrics_lib
 
   if config.max_steps <= 0 or config.steps_per_call <= 0:
@@ -289,13 +290,15 @@ def run(config):
   data, corruption_masks, corruption_info = preprocess(config, load_dataset(config),
                                                       config.progress_bar)
   data = datasets.validate_transitions(data, "training data")
-  device_data = jax.device_put(data)
+  # With a `config.expert` block (ReCOIL): expert + mixed parts and their two samplers.
+  train_data, sample_fn = imitation.training_data(
+      config, data, lambda source: clean_and_scale(config, load_dataset(source)))
+  device_data = jax.device_put(train_data)
   key = jax.random.key(config.seed)
   key, init_key = jax.random.split(key)
   state = agent.init(init_key, device_data, agent_config)
 
-  sample = jax.jit(lambda k, d: datasets.sample_batches(
-      k, d, config.batch_size, config.steps_per_call))
+  sample = jax.jit(lambda k, d: sample_fn(k, d, config.batch_size, config.steps_per_call))
   evaluate = make_evaluator(config)
   step = 0
   train_rows: List[Dict[str, float]] = []

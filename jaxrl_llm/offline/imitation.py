@@ -12,10 +12,11 @@ samplers), so `update(state, batch)` keeps the shared signature with
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import chex
 import jax
+import ml_collections
 import numpy as np
 
 from jaxrl_llm.offline import datasets
@@ -96,3 +97,48 @@ def sample_batches(key: chex.PRNGKey, data: ExpertMixedBatch, batch_size: int,
       expert=datasets.sample_batches(expert_key, data.expert, num_expert, num_batches),
       mixed=datasets.sample_batches(mixed_key, data.mixed, batch_size - num_expert,
                                     num_batches))
+
+
+def expert_source(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of an experiment config that points at `config.expert`'s dataset.
+
+  `config.expert` holds `dataset_path`, `dataset_format` and `seed` (the
+  seed of a synthetic smoke-test expert set); the copy keeps every other
+  field, so the experiment's own loader reads it.
+  """
+  source = ml_collections.ConfigDict(config.to_dict())
+  source.dataset_path = config.expert.dataset_path
+  source.dataset_format = config.expert.dataset_format
+  source.seed = config.expert.seed
+  return source
+
+
+def training_data(config: ml_collections.ConfigDict, data: Transitions,
+                  load_expert: Callable[[ml_collections.ConfigDict], Transitions]
+                  ) -> Tuple[Any, Callable]:
+  """What an offline training loop samples from, and its sampler.
+
+  Without a `config.expert` block: `(data, datasets.sample_batches)`. With one
+  (few-expert imitation, e.g. ReCOIL): the expert set is
+  `load_expert(expert_source(config))`, split by `few_expert_data` into
+  `num_labelled_episodes` labelled episodes and `num_unlabelled_episodes`
+  episodes hidden in the mixture with `data`; the sampler draws
+  `expert_ratio` of every batch from the expert part. Either sampler has the
+  signature `(key, data, batch_size, num_batches)`.
+  """
+  expert_cfg = config.get("expert")
+  if expert_cfg is None:
+    return data, datasets.sample_batches
+  for field in ("dataset_path", "dataset_format", "seed", "num_labelled_episodes",
+                "num_unlabelled_episodes", "expert_ratio"):
+    if field not in expert_cfg:
+      raise ValueError(f"config.expert.{field} is missing (few-expert imitation data)")
+  mixture = few_expert_data(load_expert(expert_source(config)), data,
+                            expert_cfg.num_labelled_episodes,
+                            expert_cfg.num_unlabelled_episodes)
+  expert_batch_size(config.batch_size, expert_cfg.expert_ratio)  # validates the ratio
+
+  def sample(key, data, batch_size, num_batches):
+    return sample_batches(key, data, batch_size, num_batches, expert_cfg.expert_ratio)
+
+  return mixture, sample

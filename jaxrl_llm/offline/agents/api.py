@@ -176,9 +176,16 @@ def make_agent(
         obs_dim=int(transitions.observations.shape[-1]),
         action_dim=int(transitions.actions.shape[-1]))
     extras = dict(prepare(cfg, example_batch)) if prepare is not None else {}
+    row = common.first_row(transitions)
+    params, opt_states, target_params, rng = _init_networks(cfg, key, row)
+    return AgentState(params=params, opt_states=opt_states, target_params=target_params,
+                      extras=extras, step=jnp.zeros((), jnp.int32), rng=rng, config=cfg)
+
+  # One compiled program for all initialisers (eager flax init compiles every op).
+  @functools.partial(jax.jit, static_argnums=0)
+  def _init_networks(cfg, key, row):
     nets = networks(cfg)
     rng, *keys = jax.random.split(key, 1 + len(nets))
-    row = common.first_row(transitions)
     params, opt_states, target_params = {}, {}, {}
     for net_key, (net_name, net) in zip(keys, nets.items()):
       inputs = [getattr(row, field) for field in net.init_inputs]
@@ -186,8 +193,7 @@ def make_agent(
       opt_states[net_name] = net.optimizer.init(params[net_name])
       if net.target:
         target_params[net_name] = params[net_name]
-    return AgentState(params=params, opt_states=opt_states, target_params=target_params,
-                      extras=extras, step=jnp.zeros((), jnp.int32), rng=rng, config=cfg)
+    return params, opt_states, target_params, rng
 
   def _update(state: AgentState, batch):
     check_batch(batch)
