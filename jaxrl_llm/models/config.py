@@ -40,6 +40,10 @@ class RopeScaling:
   original_max_position_embeddings: int = 8192
 
 
+# `ModelConfig.scan_layers=None`: training unrolls models up to this depth and scans deeper ones.
+UNROLL_MAX_LAYERS = 8
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Decoder-only transformer hyperparameters.
@@ -67,9 +71,11 @@ class ModelConfig:
   pad_token_id: Optional[int] = None
   # Runtime options (not part of the HF config):
   remat: bool = False  # rematerialise each decoder block in the backward pass
-  # True: `lax.scan` over the stacked layers (one compiled block, any depth); False: an
-  # unrolled layer loop (measured in docs/results/model_layers.md). Decode always unrolls.
-  scan_layers: bool = True
+  # Training forward/backward: True = `lax.scan` over the stacked layers (one compiled
+  # block, compile time independent of depth); False = an unrolled layer loop; None
+  # (default) = unrolled up to UNROLL_MAX_LAYERS layers, scanned beyond (see
+  # `scans_layers`; measured in docs/results/model_layers.md). Decode always unrolls.
+  scan_layers: Optional[bool] = None
 
   def __post_init__(self):
     if self.family not in _FAMILY_TO_ARCH:
@@ -86,6 +92,18 @@ class ModelConfig:
           f"num_kv_heads={self.num_kv_heads} (grouped-query attention)")
     if self.rope_scaling is not None and self.rope_scaling.rope_type not in ("linear", "llama3"):
       raise ValueError(f"unsupported rope_scaling.rope_type={self.rope_scaling.rope_type!r}")
+
+  @property
+  def scans_layers(self) -> bool:
+    """Whether training runs `lax.scan` over the layers (``scan_layers``, or the default).
+
+    Default (``scan_layers=None``): unrolled for ``num_layers <= UNROLL_MAX_LAYERS``,
+    where unrolling trained ~14 % faster at equal compile time (4 layers), scanned for
+    deeper models, where unrolling multiplies compile time (24 layers: 22.6 s vs 5.5 s).
+    """
+    if self.scan_layers is None:
+      return self.num_layers > UNROLL_MAX_LAYERS
+    return bool(self.scan_layers)
 
   @property
   def qkv_bias(self) -> bool:

@@ -11,7 +11,7 @@ The block is one pure function, `block_apply(config, layer_params, x, ...)`,
 called by training (`hidden_states`/`forward`), prefill and decode
 (`forward_with_cache`). Every per-layer parameter has a leading ``layers`` axis
 (declared with `nn.scan`); `apply_layers` either scans over it
-(``ModelConfig.scan_layers``: one compiled block regardless of depth) or unrolls
+(``ModelConfig.scans_layers``: one compiled block regardless of depth) or unrolls
 the layer loop, and with a KV cache always unrolls over per-layer buffers
 (`KVCache`) that each step updates in place. Every parameter carries logical
 axis names (``vocab``, ``embed``, ``heads``, ``kv_heads``, ``head_dim``,
@@ -216,7 +216,7 @@ def apply_layers(config: ModelConfig, layers, x, cos, sin, mask, cache: Optional
 
   ``layers``: the stacked ``params["layers"]``, or `split_layers` of it (a tuple of
   per-layer trees; split once outside a decode loop so no step slices the weights).
-  Without a cache, ``config.scan_layers`` picks `jax.lax.scan` over the stacked weights
+  Without a cache, ``config.scans_layers`` picks `jax.lax.scan` over the stacked weights
   (one compiled block) or an unrolled Python loop; ``config.remat`` checkpoints each
   block. With a cache the loop is unrolled over its per-layer buffers, so each block
   writes its own buffer in place (no slicing or re-stacking of an ``[L, ...]`` cache).
@@ -229,7 +229,7 @@ def apply_layers(config: ModelConfig, layers, x, cos, sin, mask, cache: Optional
       new_k.append(k_buf)
       new_v.append(v_buf)
     return x, KVCache(tuple(new_k), tuple(new_v))
-  scanned = c.scan_layers and not isinstance(layers, (tuple, list))
+  scanned = c.scans_layers and not isinstance(layers, (tuple, list))
   block = lambda p, x: block_apply(c, p, x, cos, sin, mask)[0]
   if c.remat:
     block = jax.checkpoint(block, prevent_cse=not scanned)

@@ -1,5 +1,7 @@
 """Logits parity with transformers, RoPE scaling, KV-cache consistency, input errors."""
 
+import dataclasses
+
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -151,3 +153,18 @@ def test_kv_cache_is_per_layer_buffers_heads_before_slots():
   assert len(cache.k) == len(cache.v) == config.num_layers
   assert cache.k[0].shape == (3, config.num_kv_heads, 16, config.head_dim)
   assert len(models.CACHE_AXES) == cache.k[0].ndim
+
+
+def test_default_layer_loop_unrolls_shallow_models_and_scans_deep_ones():
+  def uses_scan(config):
+    params = jax.eval_shape(lambda k: models.init_params(config, k), jax.random.key(0))
+    jaxpr = jax.make_jaxpr(lambda p: models.forward(config, p, TOKENS, MASK))(params)
+    return "scan" in str(jaxpr)
+
+  shallow = models.get_preset("tiny-llama")
+  assert shallow.scan_layers is None and shallow.num_layers <= models.config.UNROLL_MAX_LAYERS
+  assert not shallow.scans_layers and not uses_scan(shallow)
+  deep = dataclasses.replace(shallow, num_layers=models.config.UNROLL_MAX_LAYERS + 1)
+  assert deep.scans_layers and uses_scan(deep)
+  assert dataclasses.replace(shallow, scan_layers=True).scans_layers
+  assert not dataclasses.replace(deep, scan_layers=False).scans_layers
