@@ -23,9 +23,11 @@ TRL runs in its own virtual environment ``benchmarks/.venv-trl`` (created on fir
 use: CPU torch 2.13.0 first, then ``trl==1.16.*``), in a subprocess running
 ``benchmarks/_trl_grpo_side.py``; this library's side also runs in its own
 subprocess, so the two never share a thread pool. Each phase is the median over
-``--steps`` steps after ``--warmup`` steps (compilation happens in the warm-up).
+``--steps`` steps after ``--warmup`` steps (compilation happens in the warm-up),
+pooled over ``--repeats`` runs of each side that alternate (ours, TRL, ours, TRL, ...):
+on a shared VM the speed of one run drifts by up to 2x, so single runs are not compared.
 
-    .venv/bin/python benchmarks/rl_step_vs_trl.py [--steps 10] [--warmup 3] [--save]
+    .venv/bin/python benchmarks/rl_step_vs_trl.py [--steps 10] [--warmup 3] [--repeats 3] [--save]
 
 ``--save`` writes the printed report to ``docs/results/rl_step_vs_trl_<date>.txt``.
 Not a test: timings depend on the machine and on what else shares its cores
@@ -171,12 +173,15 @@ def versions(py: str, modules) -> str:
 
 
 # ---------------------------------------------------------------------- report
-def medians(path: str, warmup: int) -> tuple[dict, int]:
+def timed_records(path: str, warmup: int) -> list[dict]:
+  """The per-step records of one side's run, without its ``warmup`` first steps."""
   with open(path) as f:
-    recs = [json.loads(line) for line in f if line.strip()]
-  recs = recs[warmup:]
+    return [json.loads(line) for line in f if line.strip()][warmup:]
+
+
+def medians(recs: list[dict]) -> dict:
   keys = [k for k in recs[0] if k != "step" and isinstance(recs[0][k], float)]
-  return {k: float(np.median([r[k] for r in recs if k in r])) for k in keys}, len(recs)
+  return {k: float(np.median([r[k] for r in recs if k in r])) for k in keys}
 
 
 def side(cmd, env=None) -> tuple[float, str, str]:
@@ -201,6 +206,10 @@ def main():
                   help="torch thread counts to run TRL with (0: torch's default); the table "
                        "uses the fastest total (PyTorch's barrier spinning suffers on a "
                        "loaded machine, one thread does not)")
+  ap.add_argument("--repeats", type=int, default=3,
+                  help="run every side this many times, alternating (ours, TRL, ours, ...); "
+                       "medians pool the timed steps of all runs (a shared VM's speed drifts "
+                       "between runs by up to 2x, so one run per side is not a comparison)")
   ap.add_argument("--save", action="store_true", help="write docs/results/rl_step_vs_trl_<date>.txt")
   a = ap.parse_args()
   total = a.steps + a.warmup
@@ -224,12 +233,15 @@ def main():
       f"{MODEL['intermediate_size']} V{MODEL['vocab_size']} {MODEL['num_heads']}q/"
       f"{MODEL['num_kv_heads']}kv heads, fp32; {NUM_PROMPTS} prompts x G={GROUP}, prompt "
       f"{PROMPT_LEN} + exactly {NEW_TOKENS} new tokens, T=1, beta=0, lr {LR}, 1 step/rollout")
-  say(f"median of {a.steps} steps after {a.warmup} warm-up steps")
-  results, raw = {}, {}
+  say(f"{a.repeats} alternating runs per side; median of their {a.steps} steps each after "
+      f"{a.warmup} warm-up steps (pooled)")
+  if a.repeats < 1:
+    raise SystemExit(f"--repeats must be >= 1, got {a.repeats}")
+  records, raw = {name: [] for name in sides}, {}
   with tempfile.TemporaryDirectory() as workdir:
     write_workload(workdir, total)
-    for name in sides:
-      out = os.path.join(workdir, f"{name}.jsonl")
+    for rep, name in ((r, n) for r in range(a.repeats) for n in sides):
+      out = os.path.join(workdir, f"{name}.{rep}.jsonl")
       if name == "ours":
         cmd = [sys.executable, os.path.abspath(__file__), "--side", "ours", "--workdir",
                workdir, "--out", out, "--steps", str(a.steps), "--warmup", str(a.warmup)]
@@ -239,10 +251,14 @@ def main():
                "--threads", name.split("@")[1]]
         env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
       wall, before, after = side(cmd, env)
-      results[name], n = medians(out, a.warmup)
+      recs = timed_records(out, a.warmup)
+      records[name] += recs
       with open(out) as f:
-        raw[name] = f.read()
-      say(f"{name}: {n} timed steps, process wall {wall:.0f} s; before: {before}; after: {after}")
+        raw[f"{name} run {rep + 1}"] = f.read()
+      say(f"{name} run {rep + 1}: {len(recs)} timed steps, median total "
+          f"{medians(recs)['total']:.3f} s/step, process wall {wall:.0f} s; before: {before}; "
+          f"after: {after}")
+  results = {name: medians(recs) for name, recs in records.items()}
   if py_trl:
     say("TRL env: " + versions(py_trl, ["torch", "transformers", "trl"]))
   import jax

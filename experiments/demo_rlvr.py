@@ -184,8 +184,14 @@ def plot(rows: list, path: str) -> str:
 
 
 def enable_compilation_cache(path: str) -> None:
-  """Persistent XLA cache: seeds after the first (and later demos) reuse compiled steps."""
+  """Persistent XLA cache: seeds after the first (and later demos) reuse compiled steps.
+
+  A cache directory already configured (``JAX_COMPILATION_CACHE_DIR``, or set by the
+  caller) is kept: `path` is only the default.
+  """
   import jax
+  if jax.config.jax_compilation_cache_dir:
+    return
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
