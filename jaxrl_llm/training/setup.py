@@ -10,6 +10,7 @@ from typing import Any
 import jax
 
 from jaxrl_llm import data, models, rewards, sharding
+from jaxrl_llm.runs.workdir import RUN_FILES, clear_run, previous_run  # noqa: F401 (re-exported)
 from jaxrl_llm.training.optim import make_optimizer
 
 TASKS = ("arithmetic", "countdown", "jsonl")
@@ -112,30 +113,6 @@ def stop_tokens(config, tokenizer) -> tuple:
   return tuple(sorted(ids))
 
 
-# What a run writes that a new run must not mix into.
-RUN_FILES = ("checkpoints", "metrics.jsonl", "tb", "wandb", "wandb_run_id")
-
-
-def previous_run(workdir: str) -> dict:
-  """What an earlier run left in ``workdir``: ``{"steps": committed checkpoint steps,
-  "metrics": whether workdir/metrics.jsonl holds lines}`` (both empty/False: unused)."""
-  from jaxrl_llm.training.checkpoint import committed_steps
-  path = os.path.join(workdir, "metrics.jsonl")
-  return {"steps": committed_steps(os.path.join(workdir, "checkpoints")),
-          "metrics": os.path.isfile(path) and os.path.getsize(path) > 0}
-
-
-def clear_run(workdir: str) -> None:
-  """Deletes what a run wrote to ``workdir`` (``RUN_FILES``); exports (hf/, curves.png) are rewritten anyway."""
-  import shutil
-  for name in RUN_FILES:
-    path = os.path.join(workdir, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path)
-    elif os.path.exists(path):
-      os.remove(path)
-
-
 def open_run(c, state):
   """Metric writer, checkpointer and start point of an experiment run.
 
@@ -145,45 +122,17 @@ def open_run(c, state):
   taken from it and the metrics file is truncated after its step; with
   ``c.overwrite`` (not resuming) the old run's checkpoints, metrics and
   TensorBoard events are deleted and the run starts fresh; otherwise it raises
-  a ``ValueError`` that says how to resume or overwrite. Returns
+  a ``ValueError`` that says how to resume or overwrite
+  (``jaxrl_llm.runs.workdir.open_run``). Returns
   ``(start_step, state, data_position, writer, checkpointer)``.
   """
-  from jaxrl_llm.training import metrics as metrics_lib
-  from jaxrl_llm.training.checkpoint import Checkpointer
+  from jaxrl_llm.runs import workdir
 
-  ckpt_dir = os.path.join(c.workdir, "checkpoints")
-  if not c.resume:
-    used = previous_run(c.workdir)
-    if used["steps"] or used["metrics"]:
-      if not c.get("overwrite", False):
-        found = (f"checkpoints at steps {used['steps']}" if used["steps"] else
-                 "metrics.jsonl but no committed checkpoint")
-        raise ValueError(
-            f"workdir {c.workdir!r} already holds a run ({found}). Pass --config.resume=True "
-            f"to continue it, --config.overwrite=True to delete it and start fresh, or choose "
-            f"another --config.workdir")
-      clear_run(c.workdir)
-      print(f"overwrite: deleted the previous run in {c.workdir!r} "
-            f"(checkpoints {used['steps']}); starting fresh", flush=True)
+  # The workdir rule is shared with the offline agents' loop (jaxrl_llm.runs.workdir).
+  run = workdir.open_run(c, state, checkpoint_every=c.checkpoint_every,
+                         keep=c.keep_checkpoints)
   position = data.DataPosition(c.seed, 0)
-  writer = metrics_lib.MetricWriter(
-      c.workdir, tensorboard=c.tensorboard, wandb=c.get("wandb", False),
-      wandb_project=c.get("wandb_project", "jaxrl_llm"), wandb_mode=c.get("wandb_mode") or None,
-      run_config=c)
-  ckpt = Checkpointer(ckpt_dir, every=c.checkpoint_every,
-                      keep=c.keep_checkpoints, async_save=c.get("async_checkpointing", False))
-  start = 0
-  if c.resume:
-    restored = ckpt.restore_latest(state)
-    if restored is None:
-      ckpt.close()
-      raise ValueError(f"resume=True but {ckpt_dir!r} holds no committed checkpoint (only an "
-                       f"interrupted save?); run without --config.resume to start fresh")
-    start, state, meta = restored
-    if meta.get("seed", c.seed) != c.seed:
-      raise ValueError(f"resume: the checkpoint was written with seed={meta['seed']}, "
-                       f"the config has seed={c.seed}")
-    position = data.DataPosition(*meta["data_position"])
-    writer.truncate_after(start)
-    print(f"resumed from step {start} (data cursor {position.cursor})", flush=True)
-  return start, state, position, writer, ckpt
+  if run.resumed_from is not None:
+    position = data.DataPosition(*run.meta["data_position"])
+    print(f"resumed from step {run.start} (data cursor {position.cursor})", flush=True)
+  return run.start, run.state, position, run.writer, run.checkpointer
