@@ -21,6 +21,7 @@ from jaxrl_llm.offline.agents import iql
 from jaxrl_llm.offline.agents import losses
 from jaxrl_llm.offline.agents import recoil
 from jaxrl_llm.offline.agents import riql
+from jaxrl_llm.offline.agents import td_jepa
 from jaxrl_llm.offline.agents.losses import (awr_weights, chi_square_conjugate,
                                              dual_value_loss, ensemble_quantile,
                                              expectile_loss, expectile_weight,
@@ -36,6 +37,7 @@ _REGISTRY = {
     "riql": riql,
     "fdvl": fdvl,
     "recoil": recoil,
+    "td_jepa": td_jepa,
 }
 
 
@@ -57,5 +59,6 @@ __all__ = [
     "ensemble_quantile", "expectile_loss", "expectile_weight", "fdvl",
     "gaussian_log_prob", "get", "gumbel_loss", "huber_delta_from_sigma",
     "huber_loss", "huber_loss_standard", "iql", "losses", "names",
-    "polyak_update", "recoil", "riql", "td_target", "total_variation_conjugate",
+    "polyak_update", "recoil", "riql", "td_jepa", "td_target",
+    "total_variation_conjugate",
 ]

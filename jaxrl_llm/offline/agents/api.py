@@ -50,14 +50,16 @@ class Network(NamedTuple):
 
   module:      the flax module (built from the static config).
   optimizer:   its optax transformation.
-  init_inputs: the batch fields passed to `module.init`, in order
-               (e.g. ("observations", "actions") for a critic).
+  init_inputs: what `module.init` is called with, in order: batch field
+               names (e.g. ("observations", "actions") for a critic) or
+               callables `row -> array` for inputs that are not batch fields
+               (e.g. a latent of a size fixed by the config).
   target:      keep a Polyak-averaged target copy of its params.
   """
 
   module: nn.Module
   optimizer: optax.GradientTransformation
-  init_inputs: Sequence[str] = ("observations",)
+  init_inputs: Sequence[Any] = ("observations",)
   target: bool = False
 
 
@@ -188,7 +190,8 @@ def make_agent(
     rng, *keys = jax.random.split(key, 1 + len(nets))
     params, opt_states, target_params = {}, {}, {}
     for net_key, (net_name, net) in zip(keys, nets.items()):
-      inputs = [getattr(row, field) for field in net.init_inputs]
+      inputs = [field(row) if callable(field) else getattr(row, field)
+                for field in net.init_inputs]
       params[net_name] = net.module.init(net_key, *inputs)
       opt_states[net_name] = net.optimizer.init(params[net_name])
       if net.target:

@@ -3,7 +3,8 @@
 a scanned update_n equal to repeated updates, and bad batches named.
 
 A new agent is picked up from the registry; if it trains on something other
-than `Transitions`, add its batch builder to `BATCH_BUILDERS`.
+than `Transitions`, add its batch builder to `BATCH_BUILDERS`; if its `act`
+needs more than (state, observations, key), add them to `ACT_KWARGS`.
 """
 
 import jax
@@ -34,12 +35,31 @@ def transitions(seed, n=BATCH):
       terminals=jnp.asarray(terminals), timeouts=jnp.asarray(timeouts))
 
 
+def with_future_goals(seed, n=BATCH):
+  """Transitions whose `goals` are future states (TD-JEPA's task sampling)."""
+  batch = transitions(seed, n)
+  return batch._replace(goals=jnp.roll(batch.next_observations, -2, axis=0))
+
+
 # Agents whose batches are not plain Transitions.
 BATCH_BUILDERS = {
     "recoil": lambda seed: ExpertMixedBatch(expert=transitions(seed, 6),
                                             mixed=transitions(seed + 50, 10)),
+    "td_jepa": with_future_goals,
 }
-CONFIG_OVERRIDES = {"iql": dict(actor_lr=1e-2), "riql": dict(num_critics=3)}
+CONFIG_OVERRIDES = {
+    "iql": dict(actor_lr=1e-2), "riql": dict(num_critics=3),
+    "td_jepa": dict(encoder_hidden_dims=(8,), embed_dims=(), phi_dim=4, psi_dim=3),
+}
+# Extra arguments of `act`: TD-JEPA acts for a task z inferred from rewards.
+ACT_KWARGS = {
+    "td_jepa": lambda agent, state, batch: dict(
+        task=agent.infer_task(state, batch.next_observations, batch.rewards)),
+}
+
+
+def act_kwargs(name, agent, state, batch):
+  return ACT_KWARGS[name](agent, state, batch) if name in ACT_KWARGS else {}
 
 
 def make_batch(name, seed):
@@ -77,7 +97,7 @@ def case(request):
 
 
 def test_registry_lists_every_agent():
-  assert set(agents.names()) >= {"bc", "iql", "riql", "fdvl", "recoil"}
+  assert set(agents.names()) >= {"bc", "iql", "riql", "fdvl", "recoil", "td_jepa"}
   with pytest.raises(ValueError) as err:
     agents.get("cql")
   message = str(err.value)
@@ -131,24 +151,25 @@ def test_update_n_equals_repeated_update(case):
 
 
 def test_act_shapes_range_determinism_and_jit(case):
-  _, agent, batch, _, state, _ = case
+  name, agent, batch, _, state, _ = case
   obs = observations_of(batch)[:5]
+  kw = act_kwargs(name, agent, state, batch)
   k1, k2 = jax.random.key(5), jax.random.key(6)
-  det1 = agent.act(state, obs, k1, deterministic=True)
-  det2 = agent.act(state, obs, k2, deterministic=True)
+  det1 = agent.act(state, obs, k1, deterministic=True, **kw)
+  det2 = agent.act(state, obs, k2, deterministic=True, **kw)
   assert det1.shape == (5, ACT_DIM)
   np.testing.assert_array_equal(det1, det2)
-  s1 = agent.act(state, obs, k1, deterministic=False)
-  s1b = agent.act(state, obs, k1, deterministic=False)
-  s2 = agent.act(state, obs, k2, deterministic=False)
+  s1 = agent.act(state, obs, k1, deterministic=False, **kw)
+  s1b = agent.act(state, obs, k1, deterministic=False, **kw)
+  s2 = agent.act(state, obs, k2, deterministic=False, **kw)
   np.testing.assert_array_equal(s1, s1b)
   assert not np.array_equal(s1, s2)
   for a in (det1, s1, s2):
     assert np.all(np.abs(np.asarray(a)) <= 1.0)
-  single = agent.act(state, obs[0], k1, deterministic=True)
+  single = agent.act(state, obs[0], k1, deterministic=True, **kw)
   assert single.shape == (ACT_DIM,)
   np.testing.assert_allclose(single, det1[0], rtol=1e-6)
-  jitted = jax.jit(lambda s, o, k: agent.act(s, o, k, deterministic=False))
+  jitted = jax.jit(lambda s, o, k: agent.act(s, o, k, deterministic=False, **kw))
   np.testing.assert_allclose(jitted(state, obs, k1), s1, rtol=1e-6)
 
 
