@@ -525,9 +525,12 @@ def act(state: api.AgentState, observations: jax.Array, key: jax.Array,
   return actions[0] if squeeze else actions
 
 
-def q_values(state: api.AgentState, observations: jax.Array, actions: jax.Array,
-             task: jax.Array) -> jax.Array:
-  """Q_k(s, a, z) = T_φ,k(φ(s), a, z)ᵀz, [K, N] (online networks)."""
+def latent_q_values(state: api.AgentState, observations: jax.Array, actions: jax.Array,
+                    task: jax.Array) -> jax.Array:
+  """Q_k(s, a, z) = T_φ,k(φ(s), a, z)ᵀz, [K, N] (online networks).
+
+  Not named `q_values`: it needs a task, so it is not an attack critic.
+  """
   nets = _networks(state.config)
   task = jnp.broadcast_to(task, (observations.shape[0], task.shape[-1]))
   preds = api.apply_network(state, nets, "predictor_phi",

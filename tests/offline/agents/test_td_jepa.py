@@ -229,6 +229,8 @@ def test_act_needs_a_task(trained):
     td_jepa.act(state, obs, jax.random.key(0), task=jnp.ones(4))
   # One task for all rows equals the task repeated per row.
   z = td_jepa.project_to_sphere(jnp.ones(3))
+  q = td_jepa.latent_q_values(state, obs, batch().actions[:3], z)
+  assert q.shape == (2, 3) and np.all(np.isfinite(q))
   np.testing.assert_allclose(td_jepa.act(state, obs, jax.random.key(0), task=z),
                              td_jepa.act(state, obs, jax.random.key(0),
                                          task=jnp.tile(z, (3, 1))), rtol=1e-6)
