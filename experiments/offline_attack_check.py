@@ -4,7 +4,7 @@
     python experiments/offline_attack_check.py --config=configs/offline/iql_hopper.py \
       --config.corruption.attack_steps=20000
 
-Trains the attack critic on the clean data (as `experiments/offline.py` does for
+Trains the attack critic on the clean data (as `jaxrl_llm.offline.prepare` does for
 adversarial corruption), corrupts each of observations, actions and dynamics at
 `corruption.rate`/`corruption.scale` in both modes with the same rows, and prints
 the critic's mean Q on those rows: Q(s, a) for observations/actions, Q(s', pi(s'))
@@ -13,25 +13,16 @@ for dynamics. Writes `<workdir>/attack_check.json`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
 
 from absl import app
 from absl import flags
+from ml_collections import config_flags
 
-
-def _entry_point():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "offline.py")
-  spec = importlib.util.spec_from_file_location("experiments_offline", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-# The entry point defines the --config flag this script reads too.
-offline = _entry_point()
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=False)
 
 
 def main(argv):
@@ -40,10 +31,11 @@ def main(argv):
   import numpy as np
 
   from jaxrl_llm.offline import corruption
+  from jaxrl_llm.offline import prepare
 
-  config = offline._CONFIG.value
-  clean = offline.load_dataset(config)
-  q_fn, policy_fn, info = offline.train_attack_critic(config, clean, config.progress_bar)
+  config = _CONFIG.value
+  clean = prepare.load_dataset(config)
+  q_fn, policy_fn, info = prepare.train_attack_critic(config, clean, config.progress_bar)
   print(f"attack critic: {info}")
   key = jax.random.key(config.corruption.seed)
   result = {"attack": info}

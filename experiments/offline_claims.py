@@ -65,6 +65,7 @@ def command(args, setting, agent, config, field, seed):
          "--config.eval_interval=0",  # final evaluation only
          f"--config.eval_episodes={args.episodes}",
          "--config.checkpoint_interval=0",
+         "--config.overwrite=True",  # a run without scores.json was interrupted: start it again
          "--config.progress_bar=False",
          f"--config.workdir={workdir(args.root, setting, agent, seed)}"]
   if field is None:

@@ -48,7 +48,10 @@ def get_config():
   config.eval_seed = 42  # episode i resets with eval_seed + i (same episodes at every eval)
   config.checkpoint_interval = 100_000
   config.checkpoints_to_keep = 2
-  config.resume = True  # continue from <workdir>/checkpoints when it has a step
+  # A used workdir (checkpoints or metric lines) is refused unless resumed or overwritten,
+  # as in the SFT/RL loops (jaxrl_llm.runs.workdir).
+  config.resume = False  # True: continue from the latest checkpoint in <workdir>/checkpoints
+  config.overwrite = False  # True (not resuming): delete the previous run and start fresh
   config.progress_bar = True
   config.tensorboard = True  # also TensorBoard events in <workdir>/tb (tensorboardX)
   config.wandb = False  # also log to a Weights & Biases run (needs `pip install wandb`)

@@ -1,12 +1,20 @@
-"""Smoke test of experiments/offline.py on a tiny synthetic dataset (no env eval)."""
+"""Smoke tests of the offline recipes (configs/offline/*.py) through the library loop
+(jaxrl_llm.offline.train) and the entry point experiments/offline.py, on a tiny
+synthetic dataset (no env eval)."""
 
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
+
+from jaxrl_llm.offline import datasets
+from jaxrl_llm.offline import prepare
+from jaxrl_llm.offline import train as offline_train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -16,9 +24,6 @@ def _load(name, path):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
-
-
-offline = _load("experiments_offline", "experiments/offline.py")
 
 
 def _smoke_config(recipe, workdir, **overrides):
@@ -42,7 +47,7 @@ def _smoke_config(recipe, workdir, **overrides):
 
 def test_iql_recipe_trains_logs_checkpoints_and_plots(tmp_path):
   config = _smoke_config("iql_hopper", tmp_path)
-  state, summary = offline.run(config)
+  state, summary = offline_train.train(config)
   assert int(state.step) == 20
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert [l["step"] for l in lines] == [10, 20]
@@ -57,11 +62,11 @@ def test_iql_recipe_trains_logs_checkpoints_and_plots(tmp_path):
 
   from jaxrl_llm.offline import agents
 
-  data = offline.synthetic_dataset(config.synthetic, seed=config.seed)
+  data = datasets.synthetic_dataset(config.synthetic, seed=config.seed)
   cfg = agents.iql.get_config()
   cfg.update(config.agent.to_dict())
   template = agents.iql.init(jax.random.key(7), data, cfg)  # other key: values must come from disk
-  restored = offline.restore_state(str(tmp_path), template)
+  restored = offline_train.restore_state(str(tmp_path), template)
   for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state)):
     if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
       a, b = jax.random.key_data(a), jax.random.key_data(b)
@@ -72,7 +77,7 @@ def test_riql_recipe_with_reward_corruption(tmp_path):
   config = _smoke_config("riql_hopper", tmp_path, checkpoint_interval=0)
   config.agent.num_critics = 3
   config.corruption.fields = ("rewards",)
-  state, summary = offline.run(config)
+  state, summary = offline_train.train(config)
   assert int(state.step) == 20
   # 30 % of 600 transitions are corrupted (Bernoulli per transition).
   assert 0.2 < summary["corrupted"]["rewards"] < 0.4
@@ -82,10 +87,10 @@ def test_riql_recipe_with_reward_corruption(tmp_path):
 def test_bad_experiment_config_errors(tmp_path):
   config = _smoke_config("bc_hopper", tmp_path, max_steps=25)
   with pytest.raises(ValueError, match="steps_per_call"):
-    offline.run(config)
+    offline_train.train(config)
   config = _smoke_config("bc_hopper", tmp_path, dataset_format="parquet")
   with pytest.raises(ValueError, match="dataset_format"):
-    offline.run(config)
+    offline_train.train(config)
 
 
 def _leaves(state):
@@ -97,15 +102,15 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
   import shutil
 
   full = _smoke_config("iql_hopper", tmp_path / "full", max_steps=30, checkpoints_to_keep=3)
-  full_state, _ = offline.run(full)
+  full_state, _ = offline_train.train(full)
   # An interrupted run: its last checkpoint is step 10 and it logged past it (step 20).
   cut = tmp_path / "cut"
   shutil.copytree(tmp_path / "full", cut)
   shutil.rmtree(cut / "checkpoints" / "30")
   shutil.rmtree(cut / "checkpoints" / "20")
   os.remove(cut / "scores.json")
-  resumed_state, summary = offline.run(
-      _smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3))
+  resumed_state, summary = offline_train.train(
+      _smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3, resume=True))
   assert summary["resumed_from"] == 10
   for a, b in zip(_leaves(resumed_state), _leaves(full_state)):
     np.testing.assert_array_equal(a, b)
@@ -113,10 +118,11 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
   assert [json.loads(l)["step"] for l in open(cut / "metrics.jsonl")] == [10, 20, 30]
 
   with pytest.raises(ValueError, match=r"\['seed'\]"):
-    offline.run(_smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3, seed=5))
+    offline_train.train(_smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3,
+                                      seed=5, resume=True))
   with pytest.raises(ValueError, match="config.resume"):
-    offline.run(_smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3,
-                              resume=False))
+    offline_train.train(_smoke_config("iql_hopper", cut, max_steps=30, checkpoints_to_keep=3,
+                                      resume=False))
 
 
 def test_adversarial_corruption_attacks_a_trained_critic(tmp_path):
@@ -125,11 +131,11 @@ def test_adversarial_corruption_attacks_a_trained_critic(tmp_path):
   config = _smoke_config("iql_hopper", tmp_path, checkpoint_interval=0, max_steps=10)
   config.corruption.update(mode="adversarial", fields=("observations",), attack_steps=20,
                            attack_hidden_dims=(16, 16), seed=3, attack_grad_steps=20)
-  clean = offline.synthetic_dataset(config.synthetic, seed=config.seed)
-  q_fn, _, info = offline.train_attack_critic(config, clean)
+  clean = datasets.synthetic_dataset(config.synthetic, seed=config.seed)
+  q_fn, _, info = prepare.train_attack_critic(config, clean)
   assert info["attack_steps"] == 20 and np.isfinite(info["attack_critic_loss"])
 
-  corrupted, masks, _ = offline.preprocess(config, clean)
+  corrupted, masks, _ = prepare.preprocess(config, clean)
   rows = masks["observations"]
   assert 0.2 < rows.mean() < 0.4
   delta = (corrupted.observations - clean.observations) / np.std(clean.observations, 0)
@@ -139,23 +145,23 @@ def test_adversarial_corruption_attacks_a_trained_critic(tmp_path):
   # random noise of the same size does.
   random_config = _smoke_config("iql_hopper", tmp_path, checkpoint_interval=0)
   random_config.corruption.update(mode="random", fields=("observations",), seed=3)
-  noisy, _, _ = offline.preprocess(random_config, clean)
+  noisy, _, _ = prepare.preprocess(random_config, clean)
   act = clean.actions[rows]
   q_clean = float(np.mean(q_fn(clean.observations[rows], act)))
   q_attacked = float(np.mean(q_fn(corrupted.observations[rows], act)))
   q_noisy = float(np.mean(q_fn(noisy.observations[rows], act)))
   assert q_attacked < q_clean and q_attacked < q_noisy
 
-  _, summary = offline.run(config)
+  _, summary = offline_train.train(config)
   assert summary["corruption"]["attack_agent"] == "iql"
 
   bad = _smoke_config("iql_hopper", tmp_path, checkpoint_interval=0)
   bad.corruption.update(mode="adversarial", fields=("actions",), attack_agent="bc")
   with pytest.raises(ValueError, match="attack_agent 'bc' has no critic"):
-    offline.preprocess(bad, clean)
+    prepare.preprocess(bad, clean)
   bad.corruption.update(mode="sneaky")
   with pytest.raises(ValueError, match="corruption.mode"):
-    offline.preprocess(bad, clean)
+    prepare.preprocess(bad, clean)
 
 
 def test_attack_check_script_runs(tmp_path):
@@ -197,7 +203,7 @@ def _recipe_config(recipe, workdir, *args):
 def test_fdvl_recipe_trains(tmp_path):
   config = _recipe_config("fdvl_hopper", tmp_path, "total-variation")
   assert config.agent_name == "fdvl" and config.batch_size == 32
-  state, summary = offline.run(config)
+  state, summary = offline_train.train(config)
   assert int(state.step) == 20 and state.config.divergence == "total-variation"
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   for key in ("train/value_loss", "train/critic_loss", "train/actor_loss"):
@@ -208,7 +214,7 @@ def test_recoil_recipe_trains_on_expert_and_mixed_parts(tmp_path):
   config = _recipe_config("recoil_hopper", tmp_path)
   config.expert.update(dataset_format="synthetic", dataset_path="", num_unlabelled_episodes=2,
                        expert_ratio=0.25)
-  state, summary = offline.run(config)
+  state, summary = offline_train.train(config)
   assert int(state.step) == 20
   row = json.loads(open(tmp_path / "metrics.jsonl").readlines()[-1])
   for key in ("train/critic_loss", "train/q_expert", "train/q_mixed", "train/actor_loss"):
@@ -216,8 +222,8 @@ def test_recoil_recipe_trains_on_expert_and_mixed_parts(tmp_path):
   # The loop's sampler: 8 of 32 rows from the one labelled episode (50 steps).
   from jaxrl_llm.offline import imitation
   mixture, sample = imitation.training_data(
-      config, offline.synthetic_dataset(config.synthetic, seed=config.seed),
-      lambda source: offline.load_dataset(source))
+      config, datasets.synthetic_dataset(config.synthetic, seed=config.seed),
+      lambda source: prepare.load_dataset(source))
   assert mixture.expert.observations.shape[0] == 50
   assert mixture.mixed.observations.shape[0] == 600 + 2 * 50
   batches = sample(jax.random.key(0), mixture, 32, 3)
@@ -229,7 +235,31 @@ def test_recoil_recipe_errors_name_the_expert_fields(tmp_path):
   config = _recipe_config("recoil_hopper", tmp_path)
   config.expert.update(dataset_format="synthetic", dataset_path="", num_unlabelled_episodes=50)
   with pytest.raises(ValueError, match="num_episodes must lie in"):
-    offline.run(config)
+    offline_train.train(config)
   del config.expert["expert_ratio"]
   with pytest.raises(ValueError, match="config.expert.expert_ratio is missing"):
-    offline.run(config)
+    offline_train.train(config)
+
+
+def test_entry_point_trains_then_refuses_the_used_workdir(tmp_path):
+  """experiments/offline.py runs the library loop; a second run in the same workdir is
+  refused (it names --config.resume / --config.overwrite) before any data is loaded."""
+  args = [sys.executable, os.path.join(ROOT, "experiments/offline.py"),
+          "--config=" + os.path.join(ROOT, "configs/offline/bc_hopper.py"),
+          "--config.dataset_format=synthetic", "--config.dataset_path=",
+          "--config.synthetic.num_transitions=200", "--config.env_name=",
+          "--config.eval_episodes=0", "--config.agent.hidden_dims=(8,8)",
+          "--config.batch_size=16", "--config.max_steps=10", "--config.steps_per_call=5",
+          "--config.log_interval=5", "--config.checkpoint_interval=10",
+          "--config.progress_bar=False", "--config.tensorboard=False",
+          f"--config.workdir={tmp_path}"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  first = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "bc | synthetic | seed 42 | 10 steps" in first.stdout  # the score table
+  assert json.load(open(tmp_path / "scores.json"))["steps"] == 10
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10"]
+  second = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+  assert second.returncode != 0
+  assert "already holds a run (checkpoints at steps [10])" in second.stderr
+  assert "--config.resume=True" in second.stderr and "--config.overwrite=True" in second.stderr
