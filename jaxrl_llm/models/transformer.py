@@ -373,7 +373,9 @@ def _check_inputs(config: ModelConfig, tokens, attention_mask, positions):
     if arr is not None and arr.shape != tokens.shape:
       raise ValueError(f"{name} has shape {arr.shape}, expected the tokens' shape {tokens.shape}")
   if _is_concrete(tokens) and tokens.size:
-    hi, lo = int(jnp.max(tokens)), int(jnp.min(tokens))
+    # NumPy, not jnp: inside a jit trace jnp ops on a closed-over array return tracers.
+    values = np.asarray(tokens)
+    hi, lo = int(values.max()), int(values.min())
     if hi >= config.vocab_size or lo < 0:
       raise ValueError(
           f"tokens must lie in [0, vocab_size={config.vocab_size}), got values in [{lo}, {hi}]")

@@ -212,8 +212,8 @@ def test_value_trunk_grad_false_keeps_the_value_loss_out_of_the_policy(setup):
   state = training.init_train_state(params, opt, vh)
   make = lambda **kw: training.make_rl_step(config, opt, group_size=2, loss="ppo",
                                             advantage="gae", **kw)
-  prepared, _ = make().prepare(state, batch)
-  new = {name: make(**kw).update(state, prepared)[0] for name, kw in (
+  prepared, _ = jax.jit(make().prepare)(state, batch)
+  new = {name: jax.jit(make(**kw).update)(state, prepared)[0] for name, kw in (
       ("detached", dict(value_coef=0.5, value_trunk_grad=False)),
       ("shared", dict(value_coef=0.5, value_trunk_grad=True)),
       ("no_value_loss", dict(value_coef=0.0)))}
