@@ -386,3 +386,51 @@ def evaluate_zero_shot(agent, state, dataset_name: str, path: str, **kwargs) -> 
   policy_kwargs = {k: kwargs.pop(k) for k in policy_keys if k in kwargs}
   return evaluate_singletask(zero_shot_policy(agent, state, **policy_kwargs), dataset_name,
                              path, **kwargs)
+
+
+# ----------------------------------------------------------------------------- config helpers
+
+
+def ensure_dataset(config) -> str:
+  """Makes `config.dataset_path` from the `config.ogbench` recipe unless it (and its -val
+  split) exists; returns the path. Recipe fields: dataset_name, num_episodes,
+  episode_length, val_episodes, seed (plus generator options in `generator`)."""
+  recipe = config.get("ogbench")
+  path = config.dataset_path
+  if recipe is None:
+    raise ValueError("config.ogbench is missing (the recipe that generates the OGBench data)")
+  for field in ("dataset_name", "num_episodes", "episode_length", "val_episodes", "seed"):
+    if field not in recipe:
+      raise ValueError(f"config.ogbench.{field} is missing")
+  if not (os.path.exists(path) and os.path.exists(validation_path(path))):
+    make_dataset(recipe.dataset_name, path, recipe.num_episodes, recipe.episode_length,
+                 recipe.val_episodes, recipe.seed,
+                 **(recipe.generator.to_dict() if "generator" in recipe else {}))
+  check_npz(path)
+  return path
+
+
+def make_zero_shot_evaluator(config) -> Optional[Callable]:
+  """`evaluate(agent, state) -> {"eval/task{i}_success": ..., "eval/success_mean": ...}`
+  from a `config.zero_shot` block (dataset_name, episodes_per_task,
+  num_inference_samples, reward_shift, seed, max_episode_steps), or None without one."""
+  block = config.get("zero_shot")
+  if block is None:
+    return None
+  for field in ("dataset_name", "episodes_per_task", "num_inference_samples"):
+    if field not in block:
+      raise ValueError(f"config.zero_shot.{field} is missing")
+
+  def evaluate(agent, state) -> Dict[str, float]:
+    result = evaluate_zero_shot(
+        agent, state, block.dataset_name, config.dataset_path,
+        episodes_per_task=block.episodes_per_task,
+        num_inference_samples=block.num_inference_samples,
+        reward_shift=block.get("reward_shift", 1.0), seed=block.get("seed", 0),
+        max_episode_steps=block.get("max_episode_steps") or None)
+    row = {f"eval/task{t}_success": result[f"task{t}"]
+           for t in range(1, NUM_TASKS + 1) if f"task{t}" in result}
+    row["eval/success_mean"] = result["mean"]
+    return row
+
+  return evaluate

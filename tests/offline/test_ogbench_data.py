@@ -3,6 +3,8 @@ waypoint controller, cube play data, npz round trips through
 `ogbench.make_env_and_datasets` with its single-task relabelling, named errors,
 and the single-task / zero-shot evaluation."""
 
+import importlib.util
+import os
 import types
 
 import jax
@@ -206,20 +208,40 @@ def test_zero_shot_policy_infers_from_shifted_rewards_of_the_rows(pointmaze_file
   assert result["task2"] == 0.0 and result["lengths"]["task2"] == [5]
 
 
-def test_zero_shot_evaluation_with_td_jepa(pointmaze_file):
-  from jaxrl_llm.offline import future_goals
+def _load_config(name):
+  path = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "offline", name)
+  spec = importlib.util.spec_from_file_location(f"cfg_{name[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def test_td_jepa_recipe_end_to_end(tmp_path):
+  """configs/offline/td_jepa_pointmaze.py, shrunk: make the data, load it as the loop does,
+  sample future-goal batches, a few TD-JEPA updates, then the zero-shot evaluation."""
+  from jaxrl_llm.offline import datasets, future_goals
   from jaxrl_llm.offline.agents import td_jepa
 
-  _, path = pointmaze_file
-  env, data, _ = ogbench_data.load(PM, path)
-  env.close()
-  config = td_jepa.get_config()
-  config.update(dict(encoder_hidden_dims=(8,), embed_dims=(), hidden_dims=(8,), phi_dim=4,
-                     psi_dim=4))
-  goal_data = future_goals.with_last_index(data)
-  batch = future_goals.sample_batch(jax.random.key(0), goal_data, 32, 0.99)
-  state = td_jepa.init(jax.random.key(1), batch, config)
-  result = ogbench_data.evaluate_zero_shot(td_jepa, state, PM, path, episodes_per_task=1,
-                                           max_episode_steps=10, num_inference_samples=100)
-  assert set(result) == {"task1", "task2", "task3", "task4", "task5", "lengths", "mean"}
-  assert all(0.0 <= result[f"task{t}"] <= 1.0 for t in range(1, 6))
+  config = _load_config("td_jepa_pointmaze.py")
+  config.dataset_path = str(tmp_path / "pm.npz")
+  config.ogbench.update(dict(num_episodes=2, episode_length=100, val_episodes=1))
+  config.agent.update(dict(encoder_hidden_dims=(8,), embed_dims=(), hidden_dims=(8,),
+                           phi_dim=4, psi_dim=4))
+  config.zero_shot.update(dict(episodes_per_task=1, num_inference_samples=100,
+                               max_episode_steps=10))
+  assert ogbench_data.ensure_dataset(config) == config.dataset_path
+  data = datasets.load_ogbench_npz(config.dataset_path)
+  assert data.observations.shape == (198, 2)
+  goal_data, sample = future_goals.training_data(config, data)
+  batches = sample(jax.random.key(0), goal_data, 32, 3)
+  state = td_jepa.init(jax.random.key(1), jax.tree.map(lambda x: x[0], batches), config.agent)
+  state, metrics = td_jepa.update_n(state, batches)
+  assert np.all(np.isfinite(metrics["representation_loss"]))
+  row = ogbench_data.make_zero_shot_evaluator(config)(td_jepa, state)
+  assert set(row) == {f"eval/task{t}_success" for t in range(1, 6)} | {"eval/success_mean"}
+  assert all(0.0 <= v <= 1.0 for v in row.values())
+  cube = _load_config("td_jepa_cube.py")
+  assert cube.ogbench.dataset_name == cube.zero_shot.dataset_name == "cube-single-play-v0"
+  with pytest.raises(ValueError, match="config.ogbench is missing"):
+    ogbench_data.ensure_dataset(_load_config("base.py"))
+  assert ogbench_data.make_zero_shot_evaluator(_load_config("base.py")) is None
