@@ -14,20 +14,23 @@ from experiments import demo_rlvr
 # The shortened demo: the demo's recipe (clean Countdown SFT 400 steps, then GRPO with
 # dynamic sampling) with 40 instead of 80 GRPO steps and a 2-step control (the first 40
 # steps of an 80-step run are the same: constant learning rate after warmup). Measured on
-# the shared 2-core CPU (AMD EPYC), 5 seeds; held-out greedy accuracy on 200 problems,
-# SFT -> GRPO@40, and training-batch task reward, mean of steps 1-10 -> steps 31-40:
-#   seed 0: 12.5 -> 26.5 % (+14.0 pts); reward 0.172 -> 0.262 (+0.090)
-#   seed 1: 22.5 -> 29.0 % (+6.5 pts);  reward 0.233 -> 0.376 (+0.143)
-#   seed 2: 18.5 -> 22.0 % (+3.5 pts);  reward 0.161 -> 0.299 (+0.138)
-#   seed 3: 28.5 -> 38.0 % (+9.5 pts);  reward 0.304 -> 0.467 (+0.163)
-#   seed 4: 13.5 -> 25.0 % (+11.5 pts); reward 0.179 -> 0.271 (+0.092)
-# Both assertions passed on 5 of 5 seeds. The learning assertion is the reward rise: its
-# smallest value (+0.090) is 3x MIN_REWARD_RISE (a 10-step mean of 512-sample batch
-# means; per-step standard error ~0.02). The held-out gain after only 40 steps is too
-# seed-dependent (+3.5 to +14 points) for a wide-margin threshold above 0, so the test only
-# asserts that GRPO does not lower it (MIN_GAIN = -2 points: 5.5 points, 11 of 200
-# problems, below the smallest gain; a rounding-flipped greedy answer moves it 0.5).
-# The 80-step demo's held-out gains are in docs/results.md. Only seed 0 runs here.
+# the shared 2-core CPU (AMD EPYC), 5 seeds, 2026-12-02 (unrolled layers, completion-only
+# head); held-out greedy accuracy on 200 problems, SFT -> GRPO@40, and training-batch task
+# reward, mean of steps 1-10 -> steps 31-40:
+#   seed 0: 12.5 -> 27.0 % (+14.5 pts); reward 0.179 -> 0.265 (+0.086)
+#   seed 1: 23.5 -> 28.5 % (+5.0 pts);  reward 0.235 -> 0.385 (+0.150)
+#   seed 2: 18.5 -> 24.0 % (+5.5 pts);  reward 0.161 -> 0.307 (+0.146)
+#   seed 3: 16.0 -> 21.5 % (+5.5 pts);  reward 0.207 -> 0.343 (+0.136)
+#   seed 4: 11.5 -> 23.0 % (+11.5 pts); reward 0.175 -> 0.273 (+0.098)
+# Both assertions passed on 5 of 5 seeds (and on 5 of 5 with the previous model code,
+# whose rounding differed: rises +0.090..+0.163, gains +3.5..+14 pts). The learning
+# assertion is the reward rise: its smallest value (+0.086) is 2.9x MIN_REWARD_RISE (a
+# 10-step mean of 512-sample batch means; per-step standard error ~0.02). The held-out
+# gain after only 40 steps is too seed-dependent (+5 to +14.5 points) for a wide-margin
+# threshold above 0, so the test only asserts that GRPO does not lower it (MIN_GAIN = -2
+# points: 7 points, 14 of 200 problems, below the smallest gain; a rounding-flipped greedy
+# answer moves it 0.5). The 80-step demo's held-out gains are in docs/results.md. Only
+# seed 0 runs here.
 SHORT = ["--sft_steps=400", "--rl_steps=40", "--control_steps=2", "--eval_size=200"]
 MIN_GAIN = -0.02  # held-out greedy accuracy, GRPO - SFT: GRPO must not lower it
 MIN_REWARD_RISE = 0.03  # training task reward, last 10 steps - first 10
