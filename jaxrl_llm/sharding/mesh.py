@@ -15,14 +15,67 @@ from jaxrl_llm.sharding.rules import TRAIN_RULES, logical_to_mesh_axes
 MESH_AXES = ("data", "fsdp", "tensor")
 
 
-def maybe_initialize_distributed() -> None:
-  """Calls `jax.distributed.initialize()` on a multi-host launch (once, before any jax use).
+# Environment variables that ask for a multi-process launch (read before any jax use).
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
-  Detected by the usual cluster variables (``JAX_COORDINATOR_ADDRESS``, SLURM,
-  TPU pod metadata is auto-detected by jax itself when ``JAX_MULTIHOST=1``).
+
+def maybe_initialize_distributed(enabled: bool = False, *,
+                                 coordinator_address: Optional[str] = None,
+                                 num_processes: Optional[int] = None,
+                                 process_id: Optional[int] = None,
+                                 initialization_timeout: int = 300) -> bool:
+  """Calls `jax.distributed.initialize()` on a multi-process launch; returns whether it did.
+
+  Must run once per process before anything touches a device (``jax.devices()``,
+  an array, a mesh). A launch is multi-process when ``enabled`` (an entry point's
+  ``--config.distributed=True``), when ``coordinator_address`` is given, or when
+  the environment says so: ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES``
+  and ``JAX_PROCESS_ID``, read here when the arguments are None) or
+  ``JAX_MULTIHOST=1``. Without explicit values jax detects the cluster itself
+  (TPU-VM pod metadata, SLURM, Open MPI), so on a TPU pod
+  ``enabled=True`` alone suffices. A second call, or one after a launcher
+  already initialised, is a no-op that returns True. CPU processes exchange data
+  over gloo (``jax_cpu_collectives_implementation``; jax's default since 0.5).
   """
-  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("JAX_MULTIHOST") == "1":
-    jax.distributed.initialize()
+  env = os.environ
+  if coordinator_address is None:
+    coordinator_address = env.get("JAX_COORDINATOR_ADDRESS") or None
+  if num_processes is None and env.get("JAX_NUM_PROCESSES"):
+    num_processes = int(env["JAX_NUM_PROCESSES"])
+  if process_id is None and env.get("JAX_PROCESS_ID"):
+    process_id = int(env["JAX_PROCESS_ID"])
+  if not (enabled or coordinator_address or env.get("JAX_MULTIHOST") == "1"):
+    return False
+  if jax.distributed.is_initialized():
+    return True
+  if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = {k: v for k, v in dict(coordinator_address=coordinator_address,
+                                  num_processes=num_processes,
+                                  process_id=process_id).items() if v is not None}
+  jax.distributed.initialize(initialization_timeout=initialization_timeout, **kwargs)
+  return True
+
+
+def is_main_process() -> bool:
+  """True on process 0, the one that logs, shows progress bars, exports and plots."""
+  return jax.process_index() == 0
+
+
+def to_host(tree):
+  """NumPy copies of a pytree's arrays on this host (e.g. for a Hugging Face export).
+
+  Arrays this process holds entirely are read with ``device_get``; a global array
+  of a multi-process mesh is all-gathered first (a collective: every process
+  must call this, even if only process 0 uses the result).
+  """
+  from jax.experimental import multihost_utils
+
+  def read(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(read, tree)
 
 
 def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1,
@@ -88,15 +141,44 @@ def batch_sharding(mesh: Mesh, rules=TRAIN_RULES, ndim: int = 2,
   return logical_sharding(logical[:ndim], mesh, rules, shape)
 
 
-def shard_batch(batch: Any, mesh: Mesh, rules=TRAIN_RULES):
+def process_rows(mesh: Mesh, num_rows: int, rules=TRAIN_RULES) -> slice:
+  """The rows of a global ``[num_rows, ...]`` batch that this process's devices hold.
+
+  Under ``batch_sharding`` the leading axis is split over the mesh's batch axes;
+  on one process that is every row, ``slice(0, num_rows)``. On several, each
+  process loads only these rows and passes them to :func:`shard_batch` with
+  ``global_rows=num_rows``. Raises ``ValueError`` if ``num_rows`` does not divide
+  over the batch axes or the process's rows are not one contiguous block.
+  """
+  spec = batch_sharding(mesh, rules, 1, (num_rows,))
+  starts = sorted({idx[0].indices(num_rows)[:2]
+                   for idx in spec.addressable_devices_indices_map((num_rows,)).values()})
+  lo, hi = starts[0][0], starts[-1][1]
+  covered = sum(b - a for a, b in starts)
+  if covered != hi - lo:
+    raise ValueError(f"process_rows: process {jax.process_index()} holds rows {starts}, not one "
+                     f"contiguous block; order the mesh so each process's devices are adjacent "
+                     f"on the batch axes")
+  return slice(lo, hi)
+
+
+def shard_batch(batch: Any, mesh: Mesh, rules=TRAIN_RULES, *, global_rows: Optional[int] = None):
   """Places every array of a batch pytree with its leading axis over the batch axes.
 
-  On several hosts each process passes its local slice of the global batch.
+  On several processes each one passes only its rows, ``batch[process_rows(mesh,
+  B)]``, and the global arrays are assembled with
+  ``jax.make_array_from_process_local_data`` (no process ever holds all B rows);
+  ``global_rows=B`` states the global row count (checked), else it is inferred
+  from the local rows. On one process ``global_rows`` must equal the rows given.
   """
   def place(x):
     x = np.asarray(x)
-    sharding = batch_sharding(mesh, rules, x.ndim, None if jax.process_count() > 1 else x.shape)
+    if global_rows is not None and jax.process_count() == 1 and x.shape[0] != global_rows:
+      raise ValueError(f"shard_batch: global_rows={global_rows} but the one process passed "
+                       f"{x.shape[0]} rows")
     if jax.process_count() > 1:
-      return jax.make_array_from_process_local_data(sharding, x)
-    return jax.device_put(x, sharding)
+      shape = None if global_rows is None else (int(global_rows),) + x.shape[1:]
+      return jax.make_array_from_process_local_data(
+          batch_sharding(mesh, rules, x.ndim, shape), x, shape)
+    return jax.device_put(x, batch_sharding(mesh, rules, x.ndim, x.shape))
   return jax.tree.map(place, batch)
