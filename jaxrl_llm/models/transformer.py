@@ -114,9 +114,18 @@ def _dense(x: jax.Array, kernel: jax.Array, in_dims: int = 1) -> jax.Array:
   return y.reshape(lead + out_shape)
 
 
+def _linear(p, name: str, x: jax.Array, in_dims: int = 1) -> jax.Array:
+  """``x·W`` with ``W = p[f"{name}_kernel"]``, plus ``(x·A)·B`` when ``p`` carries an
+  unmerged LoRA adapter ``{name}_lora_a`` / ``{name}_lora_b`` (`jaxrl_llm.models.lora`)."""
+  y = _dense(x, p[f"{name}_kernel"], in_dims)
+  if f"{name}_lora_a" in p:
+    y = y + _dense(_dense(x, p[f"{name}_lora_a"], in_dims), p[f"{name}_lora_b"])
+  return y
+
+
 def _project(config: ModelConfig, p, name: str, x: jax.Array) -> jax.Array:
   """``x [B, T, D] -> [B, T, heads, Dh]`` with the ``{name}_kernel`` (and bias)."""
-  y = _dense(x, p[f"{name}_kernel"])
+  y = _linear(p, name, x)
   if config.qkv_bias:
     y = y + p[f"{name}_bias"].astype(x.dtype)
   return y
@@ -176,14 +185,13 @@ def attention(config: ModelConfig, p, x: jax.Array, cos, sin, mask, kv=None, cac
     v = jax.lax.dynamic_update_slice(v_buf, v.astype(v_buf.dtype), (0, 0, cache_index, 0))
     kv = (k, v)
   out = attend(c, q, k, v, mask)
-  return _dense(out, p["o_kernel"], in_dims=2), kv
+  return _linear(p, "o", out, in_dims=2), kv
 
 
 def mlp(config: ModelConfig, p, x: jax.Array) -> jax.Array:
   """SwiGLU (Shazeer, 2020): W_down (silu(W_gate x) ⊙ W_up x)."""
   del config
-  return _dense(jax.nn.silu(_dense(x, p["gate_kernel"])) * _dense(x, p["up_kernel"]),
-               p["down_kernel"])
+  return _linear(p, "down", jax.nn.silu(_linear(p, "gate", x)) * _linear(p, "up", x))
 
 
 def block_apply(config: ModelConfig, p, x: jax.Array, cos, sin, mask, kv=None, cache_index=0):
