@@ -29,7 +29,7 @@ ROWS = 8
 def tiny_config():
   from jaxrl_llm import models
   return models.get_preset("tiny-llama", vocab_size=VOCAB, hidden_size=16, intermediate_size=32,
-                           num_heads=2, num_kv_heads=2, head_dim=8,
+                           num_heads=2, num_kv_heads=2, head_dim=8, num_layers=1,
                            pad_token_id=0, bos_token_id=1, eos_token_id=2)
 
 
