@@ -39,4 +39,7 @@ def get_config():
   c.wandb_project = "jaxrl_llm"
   c.wandb_mode = ""  # "": W&B's default (WANDB_MODE); online | offline | disabled
   c.progress_bar = True
+  # Multi-process run (TPU pod / several GPU hosts; docs/launch.md): jax.distributed
+  # is initialised before any device use (also when JAX_COORDINATOR_ADDRESS is set).
+  c.distributed = False
   return c

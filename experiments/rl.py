@@ -14,7 +14,10 @@ log-probs equal the current ones at that step, so their forward is skipped:
 (train/reward_mean, train/accuracy, train/kl, train/entropy, train/clip_frac,
 eval/accuracy, perf/tokens_per_s ...), checkpoints to ``workdir/checkpoints``
 (``--config.resume=True`` continues from the latest), exports ``workdir/hf``
-and plots ``workdir/curves.png``.
+and plots ``workdir/curves.png``. Multi-process (TPU pod, several GPU hosts): the
+same command on every process with ``--config.distributed=True`` and a
+``--config.mesh`` (docs/launch.md); sampling runs on the global mesh, every
+process scores the all-gathered completions, process 0 logs and exports.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ def sampling_options(c) -> dict:
 
 def run(c) -> dict:
   validate(c)
+  setup.init_distributed(c)  # before anything touches a device
   os.makedirs(c.workdir, exist_ok=True)
   r = c.rl
   config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)
@@ -126,6 +130,7 @@ def run(c) -> dict:
   reward_fn = setup.build_reward_fn(c.task)
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
+  setup.check_distributed_mesh(mesh)
   # A separate copy: the update donates (reuses) the policy's buffers.
   ref_params = jax.tree.map(jnp.copy, params) if r.kl else None
   optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)
@@ -157,7 +162,8 @@ def run(c) -> dict:
   initial_accuracy = evaluate(0) if start == 0 and c.eval_at_start else None
   accuracy = initial_accuracy if initial_accuracy is not None else float("nan")
   bar = tqdm.tqdm(range(start, c.steps), initial=start, total=c.steps, desc=f"rl[{r.loss}/"
-                  f"{r.advantage}]", disable=not c.progress_bar)
+                  f"{r.advantage}]",
+                  disable=not c.progress_bar or not setup.is_main_process())
   mb_size = r.batch_size // r.num_minibatches
   for it in bar:
     t0 = time.time()
@@ -210,8 +216,9 @@ def run(c) -> dict:
   ckpt.close()
   writer.close()
   if c.export_hf:
-    models.save_hf(os.path.join(c.workdir, "hf"), config, jax.device_get(state.params))
-  metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"))
+    setup.export_hf(os.path.join(c.workdir, "hf"), config, state.params)
+  if setup.is_main_process():
+    metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"))
   return {"eval/accuracy": accuracy, "initial_accuracy": initial_accuracy,
           "workdir": c.workdir}
 
@@ -221,8 +228,9 @@ def main(argv):
   from absl import logging
   logging.set_verbosity(logging.WARNING)
   summary = run(_CONFIG.value)
-  print(f"held-out accuracy: start {summary['initial_accuracy']}, "
-        f"end {summary['eval/accuracy']:.3f}  ({summary['workdir']})")
+  if setup.is_main_process():
+    print(f"held-out accuracy: start {summary['initial_accuracy']}, "
+          f"end {summary['eval/accuracy']:.3f}  ({summary['workdir']})")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 Writes ``workdir/metrics.jsonl`` (train/loss, eval/accuracy ...), Orbax
 checkpoints in ``workdir/checkpoints`` (``--config.resume=True`` continues
 from the latest), the final policy as a Hugging Face directory ``workdir/hf``
-and a plot ``workdir/curves.png``.
+and a plot ``workdir/curves.png``. Multi-process (TPU pod, several GPU hosts):
+the same command on every process with ``--config.distributed=True`` and a
+``--config.mesh`` (docs/launch.md); each process loads only its rows of a batch.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def validate(c):
 
 def run(c) -> dict:
   validate(c)
+  setup.init_distributed(c)  # before anything touches a device
   os.makedirs(c.workdir, exist_ok=True)
   config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)
   train_source = setup.build_task(c.task, "train")
@@ -46,6 +49,7 @@ def run(c) -> dict:
   reward_fn = setup.build_reward_fn(c.task)
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
+  setup.check_distributed_mesh(mesh)
   optimizer = setup.build_optimizer(c.optim, c.steps)
   state = training.init_train_state(params, optimizer)
   step_fn = jax.jit(training.make_sft_step(config, optimizer,
@@ -62,19 +66,21 @@ def run(c) -> dict:
 
   accuracy = float("nan")
   bar = tqdm.tqdm(range(start, c.steps), initial=start, total=c.steps, desc="sft",
-                  disable=not c.progress_bar)
+                  disable=not c.progress_bar or not setup.is_main_process())
   for step in bar:
     t0 = time.time()
-    examples, position = data.take_batch(train_source, position, c.batch_size)
+    examples, rows, position = setup.process_examples(train_source, position, c.batch_size,
+                                                      mesh)
     echo = None
     if c.echo_fraction:  # imperfect demonstrations, drawn per step (resume-safe)
-      echo = np.random.default_rng([c.seed, step]).random(len(examples)) < c.echo_fraction
+      echo = (np.random.default_rng([c.seed, step]).random(c.batch_size)
+              < c.echo_fraction)[rows]
     try:
       batch = training.sft_batch(tokenizer, examples, c.max_length, c.task.add_bos, echo)
     except ValueError as e:
       raise ValueError(f"config.max_length={c.max_length} is too short: {e}") from None
     if mesh is not None:
-      batch = sharding.shard_batch(batch, mesh)
+      batch = sharding.shard_batch(batch, mesh, global_rows=c.batch_size)
     state, m = step_fn(state, batch)
     m = metrics_lib.to_floats(m)
     metrics_lib.check_finite(m, step + 1)
@@ -92,16 +98,18 @@ def run(c) -> dict:
   ckpt.close()
   writer.close()
   if c.export_hf:
-    models.save_hf(os.path.join(c.workdir, "hf"), config, state.params)
-  metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"),
-                           keys=("eval/accuracy",))
+    setup.export_hf(os.path.join(c.workdir, "hf"), config, state.params)
+  if setup.is_main_process():
+    metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"),
+                             keys=("eval/accuracy",))
   return {"eval/accuracy": accuracy, "workdir": c.workdir}
 
 
 def main(argv):
   del argv
   summary = run(_CONFIG.value)
-  print(f"final held-out accuracy: {summary['eval/accuracy']:.3f}  ({summary['workdir']})")
+  if setup.is_main_process():
+    print(f"final held-out accuracy: {summary['eval/accuracy']:.3f}  ({summary['workdir']})")
 
 
 if __name__ == "__main__":

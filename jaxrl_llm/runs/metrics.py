@@ -116,6 +116,29 @@ class MetricWriter:
       self._wandb_run = None
 
 
+class NullMetricWriter:
+  """A ``MetricWriter`` that writes nothing: processes other than 0 of a multi-process
+  run (process 0 logs). ``path`` names the file process 0 writes."""
+
+  backends = ()
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.tb_dir = os.path.join(workdir, "tb")
+
+  def truncate_after(self, step: int) -> None:
+    del step
+
+  def write(self, step: int, metrics: Mapping[str, float]) -> None:
+    del step, metrics
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
 def _tensorboard_writer(logdir: str, purge_step: Optional[int] = None):
   """A ``tensorboardX.SummaryWriter`` on ``logdir``, or ``None`` with a warning if it cannot be made."""
   try:

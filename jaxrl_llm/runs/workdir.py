@@ -65,14 +65,33 @@ def claim_workdir(c, run_files: Sequence[str] = RUN_FILES) -> None:
           f"workdir {c.workdir!r} already holds a run ({found}). Pass --config.resume=True "
           f"to continue it, --config.overwrite=True to delete it and start fresh, or choose "
           f"another --config.workdir")
-    clear_run(c.workdir, run_files)
-    print(f"overwrite: deleted the previous run in {c.workdir!r} "
-          f"(checkpoints {used['steps']}); starting fresh", flush=True)
+    # Several processes share one workdir: process 0 deletes, the others wait for it.
+    if _process_index() == 0:
+      clear_run(c.workdir, run_files)
+      print(f"overwrite: deleted the previous run in {c.workdir!r} "
+            f"(checkpoints {used['steps']}); starting fresh", flush=True)
+    _sync_processes("jaxrl_llm.runs.claim_workdir")
+
+
+def _process_index() -> int:
+  import jax
+  return jax.process_index()
+
+
+def _sync_processes(name: str) -> None:
+  """A barrier across the processes of a multi-process run (nothing on one process)."""
+  import jax
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
 
 
 def metric_writer(c) -> metrics_lib.MetricWriter:
   """The run's ``MetricWriter``: JSONL always; TensorBoard (``c.tensorboard``) and W&B
-  (``c.wandb``, ``c.wandb_project``, ``c.wandb_mode``) when asked."""
+  (``c.wandb``, ``c.wandb_project``, ``c.wandb_mode``) when asked. Only process 0 of a
+  multi-process run writes; the others get a ``NullMetricWriter``."""
+  if _process_index() != 0:
+    return metrics_lib.NullMetricWriter(c.workdir)
   return metrics_lib.MetricWriter(
       c.workdir, tensorboard=c.get("tensorboard", True), wandb=c.get("wandb", False),
       wandb_project=c.get("wandb_project", "jaxrl_llm"), wandb_mode=c.get("wandb_mode") or None,

@@ -134,5 +134,51 @@ def open_run(c, state):
   position = data.DataPosition(c.seed, 0)
   if run.resumed_from is not None:
     position = data.DataPosition(*run.meta["data_position"])
-    print(f"resumed from step {run.start} (data cursor {position.cursor})", flush=True)
+    if is_main_process():
+      print(f"resumed from step {run.start} (data cursor {position.cursor})", flush=True)
   return run.start, run.state, position, run.writer, run.checkpointer
+
+
+# ---- multi-process runs ------------------------------------------------------------------
+
+
+def init_distributed(c) -> bool:
+  """``jax.distributed.initialize()`` for a multi-process run (``c.distributed`` or the
+  ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` environment);
+  call it before anything touches a device (``sharding.maybe_initialize_distributed``)."""
+  return sharding.maybe_initialize_distributed(bool(c.get("distributed", False)))
+
+
+def check_distributed_mesh(mesh) -> None:
+  """Several processes train one model only on a mesh spanning all their devices."""
+  if jax.process_count() > 1 and mesh is None:
+    raise ValueError(f"this run has {jax.process_count()} processes but config.mesh is empty; "
+                     f"give a (data, fsdp, tensor) mesh over all {jax.device_count()} devices, "
+                     f"e.g. --config.mesh='(1, -1, 1)'")
+
+
+def is_main_process() -> bool:
+  """Process 0 logs, shows the progress bar, exports and plots; every process checkpoints."""
+  return sharding.is_main_process()
+
+
+def process_examples(source, position, batch_size: int, mesh):
+  """``(examples, rows, next_position)``: this process's share of the next global batch.
+
+  The global batch is the ``batch_size`` examples at ``position``; a process loads
+  only ``rows`` of it (``sharding.process_rows``: the rows its devices hold; all
+  rows without a mesh or on one process), and every process advances the cursor
+  by the global ``batch_size``, so a resumed run sees the same data.
+  """
+  rows = slice(0, batch_size) if mesh is None else sharding.process_rows(mesh, batch_size)
+  local = data.DataPosition(position[0], int(position[1]) + rows.start)
+  examples, _ = data.take_batch(source, local, rows.stop - rows.start)
+  return examples, rows, data.DataPosition(position[0], int(position[1]) + batch_size)
+
+
+def export_hf(path: str, config, params) -> None:
+  """``models.save_hf`` of ``params`` from process 0; every process must call it (the
+  parameters of a multi-process mesh are all-gathered first, ``sharding.to_host``)."""
+  host = sharding.to_host(params)
+  if is_main_process():
+    models.save_hf(path, config, host)
