@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl_llm import losses, models
+from jaxrl_llm.models import lora
 from jaxrl_llm.losses import masked_mean, masked_sum
 from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.batch import RolloutBatch, check_rollout_batch
@@ -74,7 +75,9 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
 
   Args:
     config: the policy's ModelConfig.
-    optimizer: optax transformation over ``(params, value_params)``.
+    optimizer: optax transformation over ``(lora.trainable(params), value_params)``
+      (the params themselves without LoRA; with ``state.params`` a
+      ``models.lora.LoraParams`` only its adapters are trained, the base is frozen).
     group_size: G, completions per prompt; the batch must have a multiple of G rows.
     loss, loss_kwargs: policy loss name and options (``clip_low``, ``agg_mode`` ...).
     advantage, advantage_kwargs: advantage estimator name and options (e.g.
@@ -129,7 +132,7 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     metrics, fields = {}, {}
     values = None
     if prepare_forward:
-      cur = logprobs_of(state.params, batch, want_entropy=True)
+      cur = logprobs_of(lora.model_params(state.params), batch, want_entropy=True)
       old_logprobs = sg(cur.logprobs)
       fields["old_logprobs"] = old_logprobs
       metrics["entropy"] = masked_mean(cur.entropy, mask)
@@ -154,8 +157,9 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     metrics["advantage_abs_mean"] = masked_mean(jnp.abs(fields["advantages"]), mask)
     return batch.replace(**fields), metrics
 
-  def terms_fn(all_params, mb: RolloutBatch):
-    params, value_params = all_params
+  def terms_fn(all_params, mb: RolloutBatch, state_params):
+    trainable, value_params = all_params
+    params = lora.model_params(state_params, trainable)
     mask = mb.loss_mask.astype(jnp.float32)
     cur = logprobs_of(params, mb, want_entropy=True)
     metrics = {}
@@ -195,12 +199,14 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
   def update(state: TrainState, batch: RolloutBatch):
     check_rollout_batch(batch, require=required)
     counts = counts_of(batch)
+    trained = (lora.trainable(state.params), state.value_params)
     loss_value, grads, terms, metrics = accumulate_gradients(
-        terms_fn, (state.params, state.value_params), batch, counts, coefs, num_micro_batches)
+        lambda p, mb: terms_fn(p, mb, state.params), trained, batch, counts, coefs,
+        num_micro_batches)
     grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state,
-                                          (state.params, state.value_params))
-    params, value_params = optax.apply_updates((state.params, state.value_params), updates)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
+    new_trainable, value_params = optax.apply_updates(trained, updates)
+    params = lora.replace_trainable(state.params, new_trainable)
     metrics = dict(metrics, loss=loss_value, grad_norm=grad_norm,
                    pg_loss=terms["pg"], entropy=terms["entropy"])
     if "kl" in terms:

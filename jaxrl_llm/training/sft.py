@@ -8,6 +8,7 @@ import numpy as np
 import optax
 
 from jaxrl_llm import models
+from jaxrl_llm.models import lora
 from jaxrl_llm.losses import masked_sum
 from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.logprobs import sequence_logprobs
@@ -59,6 +60,8 @@ def make_sft_step(config: models.ModelConfig, optimizer: optax.GradientTransform
       L = - sum_{b,t} m_{b,t+1} log pi(x_{b,t+1} | x_{b,<=t}) / sum m_{b,t+1}
 
   ``mesh``: the training mesh, for vocab-parallel log-probs (``sequence_logprobs``).
+  With ``state.params`` a ``models.lora.LoraParams`` only its adapters are
+  differentiated and updated (the base is frozen; ``lora.model_params``).
   """
 
   def terms_fn(params, mb):
@@ -72,15 +75,15 @@ def make_sft_step(config: models.ModelConfig, optimizer: optax.GradientTransform
     counts = {"nll": jnp.sum(batch["loss_mask"][:, 1:].astype(jnp.float32))}
 
     def wrapped(p, mb):
-      return terms_fn(p[0], mb)
+      return terms_fn(lora.model_params(state.params, p[0]), mb)
 
+    trained = (lora.trainable(state.params), state.value_params)
     loss, grads, terms, metrics = accumulate_gradients(
-        wrapped, (state.params, state.value_params), batch, counts, {"nll": 1.0},
-        num_micro_batches)
+        wrapped, trained, batch, counts, {"nll": 1.0}, num_micro_batches)
     grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state,
-                                          (state.params, state.value_params))
-    params, value_params = optax.apply_updates((state.params, state.value_params), updates)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
+    new_trainable, value_params = optax.apply_updates(trained, updates)
+    params = lora.replace_trainable(state.params, new_trainable)
     metrics = dict(metrics, loss=loss, nll=terms["nll"], grad_norm=grad_norm,
                    tokens=counts["nll"])
     return TrainState(state.step + 1, params, value_params, opt_state), metrics

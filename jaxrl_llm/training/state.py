@@ -6,14 +6,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl_llm.models import lora
+
 
 class TrainState(NamedTuple):
   """Everything an update changes.
 
   step:         int32 scalar, optimiser steps taken.
-  params:       the policy LM's parameters (``jaxrl_llm.models`` pytree).
+  params:       the policy LM's parameters (``jaxrl_llm.models`` pytree), or a
+                ``models.lora.LoraParams`` (frozen base + trainable adapters).
   value_params: the value head (``{"w": [D], "b": []}``) for PPO, else ``{}``.
-  opt_state:    optax state of ``(params, value_params)``.
+  opt_state:    optax state of ``(lora.trainable(params), value_params)``: with LoRA
+                only the adapters (and the value head) have optimiser state.
   """
 
   step: jax.Array
@@ -40,8 +44,9 @@ def init_train_state(params, optimizer: optax.GradientTransformation,
   The state holds ``params`` itself, not a copy. An update jitted with the state
   donated (``donate_argnums=0``, as experiments/rl.py does) frees those buffers, so
   any other reference to them (e.g. a frozen reference model for the KL) must be a
-  copy: ``ref = jax.tree.map(jnp.copy, params)``.
+  copy: ``ref = jax.tree.map(jnp.copy, params)``. With ``params`` a
+  ``lora.LoraParams`` the optimiser state covers only its adapters.
   """
   value_params = {} if value_params is None else value_params
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, value_params=value_params,
-                    opt_state=optimizer.init((params, value_params)))
+                    opt_state=optimizer.init((lora.trainable(params), value_params)))
