@@ -10,7 +10,7 @@ from configs import dapo_countdown, grpo_arithmetic, sft_arithmetic, sft_countdo
 TASKS = ("countdown", "arithmetic")
 CONTROL_SEED_OFFSET = 1000  # the control's data stream: seed + 1000 (fresh demonstrations)
 
-DEFAULTS = {"task": "countdown", "seeds": 3, "sft_steps": 400, "rl_steps": 80,
+DEFAULTS = {"task": "countdown", "seeds": 5, "sft_steps": 400, "rl_steps": 80,
             "control_steps": 400, "eval_size": 200}
 QUICK = {"sft_steps": 200, "rl_steps": 10, "control_steps": 20, "eval_size": 50}
 
