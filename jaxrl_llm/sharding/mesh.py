@@ -23,7 +23,8 @@ def maybe_initialize_distributed(enabled: bool = False, *,
                                  coordinator_address: Optional[str] = None,
                                  num_processes: Optional[int] = None,
                                  process_id: Optional[int] = None,
-                                 initialization_timeout: int = 300) -> bool:
+                                 initialization_timeout: int = 300,
+                                 heartbeat_timeout_seconds: Optional[int] = None) -> bool:
   """Calls `jax.distributed.initialize()` on a multi-process launch; returns whether it did.
 
   Must run once per process before anything touches a device (``jax.devices()``,
@@ -36,6 +37,8 @@ def maybe_initialize_distributed(enabled: bool = False, *,
   ``enabled=True`` alone suffices. A second call, or one after a launcher
   already initialised, is a no-op that returns True. CPU processes exchange data
   over gloo (``jax_cpu_collectives_implementation``; jax's default since 0.5).
+  ``heartbeat_timeout_seconds`` (None: jax's 100 s) is how long a silent process
+  is tolerated before the job is torn down; raise it on an oversubscribed machine.
   """
   env = os.environ
   if coordinator_address is None:
@@ -51,8 +54,9 @@ def maybe_initialize_distributed(enabled: bool = False, *,
   if jax.config.jax_cpu_collectives_implementation in (None, "none"):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   kwargs = {k: v for k, v in dict(coordinator_address=coordinator_address,
-                                  num_processes=num_processes,
-                                  process_id=process_id).items() if v is not None}
+                                  num_processes=num_processes, process_id=process_id,
+                                  heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+                                  ).items() if v is not None}
   jax.distributed.initialize(initialization_timeout=initialization_timeout, **kwargs)
   return True
 

@@ -130,7 +130,10 @@ def main(argv):
   from jaxrl_llm import sharding
   started = sharding.maybe_initialize_distributed(
       num_processes > 1, coordinator_address=f"127.0.0.1:{port}", num_processes=num_processes,
-      process_id=process_id, initialization_timeout=60)
+      process_id=process_id, initialization_timeout=60,
+      # CI machines are oversubscribed (2 cores, other tests beside): a process starved
+      # of CPU for a while is not dead; the test's own deadline stops a real hang.
+      heartbeat_timeout_seconds=600)
   import jax
   print(f"process {jax.process_index()}/{jax.process_count()}: distributed={started}, "
         f"{jax.local_device_count()} local / {jax.device_count()} devices", flush=True)

@@ -17,7 +17,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKER = os.path.join(HERE, "multihost_worker.py")
-TIMEOUT_S = 240  # both processes together; a hung coordinator fails the test, not the suite
+TIMEOUT_S = 300  # both processes together; a hung coordinator fails the test, not the suite
 
 
 def _worker_module():
@@ -40,7 +40,7 @@ def _run_two_processes(out_dir: str) -> list[str]:
   for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "JAX_MULTIHOST"):
     env.pop(k, None)
   logs = [open(os.path.join(out_dir, f"log_{i}.txt"), "w+") for i in range(2)]
-  procs = [subprocess.Popen([sys.executable, WORKER, str(i), "2", str(port), out_dir],
+  procs = [subprocess.Popen([sys.executable, "-u", WORKER, str(i), "2", str(port), out_dir],
                             cwd=ROOT, env=env, stdout=logs[i], stderr=subprocess.STDOUT)
            for i in range(2)]
   deadline = time.monotonic() + TIMEOUT_S
