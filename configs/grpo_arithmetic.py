@@ -29,6 +29,7 @@ def get_config():
       # Registered hooks (losses.get_reward_shaping, training.rollout.PROMPT_TRANSFORMS).
       "reward_shaping": "none", "reward_shaping_kwargs": ConfigDict(),
       "prompt_transform": "identity"})
+  c.lora = sft_arithmetic.lora_block()
   c.optim = ConfigDict({"learning_rate": 5e-4, "warmup_steps": 10, "end_factor": 1.0,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
   c.steps = 100

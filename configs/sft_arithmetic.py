@@ -3,6 +3,14 @@
 from ml_collections import ConfigDict
 
 
+def lora_block() -> ConfigDict:
+  """LoRA (jaxrl_llm.models.lora): rank 0 = off (full fine-tuning); alpha/rank scales
+  the update; targets from q, k, v, o, gate, up, down; rollouts sample from merged
+  weights unless merged_sampling=False."""
+  return ConfigDict({"rank": 0, "alpha": 16.0, "targets": "q,k,v,o,gate,up,down",
+                     "merged_sampling": True})
+
+
 def get_config():
   c = ConfigDict()
   c.workdir = "/tmp/jaxrl_llm/sft_arithmetic"
@@ -24,6 +32,7 @@ def get_config():
   # Fraction of demonstrations written as "46=46" instead of "46" (imperfect
   # demonstrations whose format the strict verifier rejects; 0 = clean SFT data).
   c.echo_fraction = 0.0
+  c.lora = lora_block()
   c.optim = ConfigDict({"learning_rate": 5e-3, "warmup_steps": 20, "end_factor": 0.1,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
   c.eval_every = 200

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
 from jaxrl_llm import losses, models, training  # noqa: E402
+from jaxrl_llm.models import lora  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
 
 
@@ -90,6 +91,7 @@ def validate(c):
     raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
   setup.build_task(c.task, "train")
   setup.build_reward_fn(c.task)
+  setup.lora_config(c)
 
 
 def single_update(r) -> bool:
@@ -131,8 +133,15 @@ def run(c) -> dict:
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
   setup.check_distributed_mesh(mesh)
-  # A separate copy: the update donates (reuses) the policy's buffers.
-  ref_params = jax.tree.map(jnp.copy, params) if r.kl else None
+  params, lora_cfg = setup.apply_lora(c, params)
+  # A separate copy: the update donates (reuses) the policy's buffers. With LoRA the
+  # reference is the frozen base, read from the current state at each prepare.
+  ref_params = jax.tree.map(jnp.copy, params) if r.kl and lora_cfg is None else None
+  if lora_cfg is not None:
+    print(f"LoRA rank {lora_cfg.rank} on {','.join(lora_cfg.targets)}: "
+          f"{lora.count_params(lora.trainable(params))} trainable parameters of "
+          f"{lora.count_params(lora.base_params(params))}", flush=True)
+  policy_view = setup.sampling_view(lora_cfg)
   optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)
   step_fns = make_step(c, config, optimizer, mesh)
   value_params = training.init_value_head(config.hidden_size) if step_fns.uses_values else None
@@ -152,7 +161,7 @@ def run(c) -> dict:
       mesh=mesh, **sample_opts)
 
   def evaluate(step):
-    ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,
+    ev = rollout.evaluate(config, policy_view(state.params), tokenizer, eval_set, reward_fn,
                           max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops,
                           stop_strings=sample_opts["stop_strings"], add_bos=c.task.add_bos,
                           mesh=mesh)
@@ -169,12 +178,14 @@ def run(c) -> dict:
     t0 = time.time()
     key = jax.random.fold_in(base_key, it)
     sample_key, shuffle_key = jax.random.split(key)
-    ro = rollout.collect_rollouts(config, state.params, tokenizer, train_source, position,
+    ro = rollout.collect_rollouts(config, policy_view(state.params), tokenizer, train_source,
+                                  position,
                                   reward_fn, sample_key, **rollout_opts)
     position = ro.position
     t_sample = time.time() - t0
     batch = ro.batch if mesh is None else training.place_batch(ro.batch, mesh)
-    prepared, prep_metrics = prepare(state, batch, ref_params)
+    ref = lora.base_params(state.params) if lora_cfg is not None and r.kl else ref_params
+    prepared, prep_metrics = prepare(state, batch, ref)
     upd_metrics = []
     for epoch in range(r.ppo_epochs):
       perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), r.batch_size)
@@ -216,7 +227,8 @@ def run(c) -> dict:
   ckpt.close()
   writer.close()
   if c.export_hf:
-    setup.export_hf(os.path.join(c.workdir, "hf"), config, state.params)
+    setup.export_hf(os.path.join(c.workdir, "hf"), config,
+                    lora.merged(state.params))
   if setup.is_main_process():
     metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"))
   return {"eval/accuracy": accuracy, "initial_accuracy": initial_accuracy,

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
 from jaxrl_llm import data, models, sharding, training  # noqa: E402
+from jaxrl_llm.models import lora  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
 
 
@@ -37,6 +38,7 @@ def validate(c):
   ckpt_dir = os.path.join(c.workdir, "checkpoints")
   if c.resume and not (os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir)):
     raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
+  setup.lora_config(c)
 
 
 def run(c) -> dict:
@@ -50,6 +52,8 @@ def run(c) -> dict:
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
   setup.check_distributed_mesh(mesh)
+  params, lora_cfg = setup.apply_lora(c, params)
+  policy_view = setup.sampling_view(lora_cfg)
   optimizer = setup.build_optimizer(c.optim, c.steps)
   state = training.init_train_state(params, optimizer)
   step_fn = jax.jit(training.make_sft_step(config, optimizer,
@@ -58,7 +62,7 @@ def run(c) -> dict:
   start, state, position, writer, ckpt = setup.open_run(c, state)
 
   def evaluate(step):
-    ev = rollout.evaluate(config, state.params, tokenizer, eval_set, reward_fn,
+    ev = rollout.evaluate(config, policy_view(state.params), tokenizer, eval_set, reward_fn,
                           max_new_tokens=c.max_new_tokens, stop_tokens=stops,
                           add_bos=c.task.add_bos, mesh=mesh)
     writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
@@ -98,7 +102,7 @@ def run(c) -> dict:
   ckpt.close()
   writer.close()
   if c.export_hf:
-    setup.export_hf(os.path.join(c.workdir, "hf"), config, state.params)
+    setup.export_hf(os.path.join(c.workdir, "hf"), config, lora.merged(state.params))
   if setup.is_main_process():
     metrics_lib.plot_rewards(writer.path, os.path.join(c.workdir, "curves.png"),
                              keys=("eval/accuracy",))

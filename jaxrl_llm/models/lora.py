@@ -246,3 +246,13 @@ def from_config(cfg) -> Optional[LoraConfig]:
     targets = tuple(t.strip() for t in targets.split(",") if t.strip())
   return LoraConfig(rank=cfg["rank"], alpha=cfg.get("alpha", 2 * cfg["rank"]),
                     targets=tuple(targets), merged_sampling=cfg.get("merged_sampling", True))
+
+
+def for_sampling(params, merged_weights: bool = True):
+  """The policy a sampler runs: `merged` weights, or the base with the adapters
+  `unmerged` beside its kernels (no stop-gradient, no copy of the base)."""
+  if not is_lora(params):
+    return params
+  if merged_weights:
+    return merge(params.base, params.adapters, params.scale)
+  return unmerged(params.base, params.adapters, params.scale)

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 
 from jaxrl_llm import data, models, rewards, sharding
+from jaxrl_llm.models import lora
 from jaxrl_llm.runs.workdir import RUN_FILES, clear_run, previous_run  # noqa: F401 (re-exported)
 from jaxrl_llm.training.optim import make_optimizer
 
@@ -57,6 +58,30 @@ def build_model(model_cfg, init_from: str, seed: int):
                              pad_token_id=tokenizer.pad_id, **as_dict(model_cfg.get("overrides")))
   params = models.init_params(config, jax.random.key(seed))
   return config, params, tokenizer, None
+
+
+def lora_config(c):
+  """The run's ``models.lora.LoraConfig`` from ``c.lora`` (None: no block or ``rank`` 0)."""
+  return lora.from_config(c.get("lora"))
+
+
+def apply_lora(c, params):
+  """``(params, lora_config)``: ``params`` wrapped in ``lora.LoraParams`` (frozen base,
+  fresh adapters from ``fold_in(key(c.seed), 1)``) when ``c.lora.rank`` > 0, else as is."""
+  cfg = lora_config(c)
+  if cfg is None:
+    return params, None
+  return lora.wrap(cfg, params, jax.random.fold_in(jax.random.key(c.seed), 1)), cfg
+
+
+def sampling_view(lora_cfg):
+  """``state.params -> params for the sampler``: identity without LoRA, else the merged
+  weights (jitted; one merge per rollout) or the unmerged adapters (``lora.merged_sampling``)."""
+  if lora_cfg is None:
+    return lambda params: params
+  if lora_cfg.merged_sampling:
+    return jax.jit(lora.for_sampling)
+  return lambda params: lora.for_sampling(params, merged_weights=False)
 
 
 def shard_on_mesh(mesh_shape, config, params):
