@@ -133,7 +133,7 @@ def run(c) -> dict:
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
   setup.check_distributed_mesh(mesh)
-  params, lora_cfg = setup.apply_lora(c, params)
+  params, lora_cfg = setup.apply_lora(c, params, config, mesh)
   # A separate copy: the update donates (reuses) the policy's buffers. With LoRA the
   # reference is the frozen base, read from the current state at each prepare.
   ref_params = jax.tree.map(jnp.copy, params) if r.kl and lora_cfg is None else None

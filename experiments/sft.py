@@ -52,7 +52,7 @@ def run(c) -> dict:
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
   setup.check_distributed_mesh(mesh)
-  params, lora_cfg = setup.apply_lora(c, params)
+  params, lora_cfg = setup.apply_lora(c, params, config, mesh)
   policy_view = setup.sampling_view(lora_cfg)
   optimizer = setup.build_optimizer(c.optim, c.steps)
   state = training.init_train_state(params, optimizer)

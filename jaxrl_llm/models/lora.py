@@ -256,3 +256,21 @@ def for_sampling(params, merged_weights: bool = True):
   if merged_weights:
     return merge(params.base, params.adapters, params.scale)
   return unmerged(params.base, params.adapters, params.scale)
+
+
+def logical_axes(config, adapters):
+  """`PartitionSpec`s of logical axis names for ``adapters``: ``A`` takes its kernel's
+  ``layers`` and input axes, ``B`` its ``layers`` and output axes; the rank axis is
+  unnamed (replicated). Use with ``sharding.tree_shardings``."""
+  from jaxrl_llm.models.transformer import param_logical_axes
+  from jax.sharding import PartitionSpec
+  kernel_axes = param_logical_axes(config)["layers"]
+  out: dict = {}
+  for group, named in adapters.items():
+    for name in named:
+      _, kernel_key, in_dims = TARGETS[name]
+      spec = tuple(kernel_axes[group][kernel_key])
+      out.setdefault(group, {})[name] = {
+          "a": PartitionSpec(*spec[:1 + in_dims], None),
+          "b": PartitionSpec(spec[0], None, *spec[1 + in_dims:])}
+  return out

@@ -65,13 +65,20 @@ def lora_config(c):
   return lora.from_config(c.get("lora"))
 
 
-def apply_lora(c, params):
+def apply_lora(c, params, config=None, mesh=None):
   """``(params, lora_config)``: ``params`` wrapped in ``lora.LoraParams`` (frozen base,
-  fresh adapters from ``fold_in(key(c.seed), 1)``) when ``c.lora.rank`` > 0, else as is."""
+  fresh adapters from ``fold_in(key(c.seed), 1)``) when ``c.lora.rank`` > 0, else as is.
+  With a ``mesh`` (and the model ``config``) the adapters are placed by the training
+  rules (``lora.logical_axes``: each factor split like its kernel's axes)."""
   cfg = lora_config(c)
   if cfg is None:
     return params, None
-  return lora.wrap(cfg, params, jax.random.fold_in(jax.random.key(c.seed), 1)), cfg
+  wrapped = lora.wrap(cfg, params, jax.random.fold_in(jax.random.key(c.seed), 1))
+  if mesh is not None:
+    adapters = jax.device_put(wrapped.adapters, sharding.tree_shardings(
+        lora.logical_axes(config, wrapped.adapters), wrapped.adapters, mesh))
+    wrapped = wrapped.replace(adapters=adapters)
+  return wrapped, cfg
 
 
 def sampling_view(lora_cfg):

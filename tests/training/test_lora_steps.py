@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrl_llm import models, training
+from jaxrl_llm import models, sharding, training
 from jaxrl_llm.models import lora
 
 from test_steps import VOCAB, rl_batch  # tests/training is on sys.path (rootdir-less import)
@@ -118,3 +118,34 @@ def test_rl_step_with_lora_and_kl_to_the_frozen_base(setup, single_update):
   _adapter_shaped(new, lp.adapters)
   new2, m2 = update(new, prepared)
   assert float(m2["kl"]) > 0  # the adapters moved the policy away from the base
+
+
+def test_sharded_lora_sft_step_equals_single_device(setup):
+  config, params, cfg, lp = setup
+  assert jax.device_count() >= 8, "tests/conftest.py should give 8 fake CPU devices"
+  # SGD lr 1: each step moves the adapters by exactly their gradient; two steps so that A
+  # gets a gradient too (B = 0 at init).
+  opt = optax.sgd(1.0)
+  batch = sft_from(rl_batch(3))
+  step = jax.jit(training.make_sft_step(config, opt))
+
+  def run(state, b):
+    state, _ = step(state, b)
+    return step(state, b)
+
+  single, m_single = run(training.init_train_state(lp, opt), batch)
+  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  with jax.set_mesh(mesh):
+    base = sharding.shard_params(params, config, mesh)
+    adapters = jax.device_put(lp.adapters, sharding.tree_shardings(
+        lora.logical_axes(config, lp.adapters), lp.adapters, mesh))
+    assert adapters["attn"]["q"]["b"].sharding.spec == jax.sharding.PartitionSpec(
+        None, None, "tensor", None)  # B [L, r, H, Dh]: heads over tensor, like q_kernel
+    sharded, m_sharded = run(training.init_train_state(lora.LoraParams(base, adapters, lp.scale),
+                                                       opt), sharding.shard_batch(batch, mesh))
+  np.testing.assert_allclose(float(m_single["loss"]), float(m_sharded["loss"]), atol=1e-5)
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in
+              zip(jax.tree.leaves(single.params.adapters), jax.tree.leaves(lp.adapters)))
+  assert moved > 1e-3, moved
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5),
+               single.params.adapters, sharded.params.adapters)
