@@ -149,3 +149,44 @@ def test_sharded_lora_sft_step_equals_single_device(setup):
   assert moved > 1e-3, moved
   jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5),
                single.params.adapters, sharded.params.adapters)
+
+
+def test_dpo_with_lora_reference_is_the_frozen_base(setup):
+  """Preference training (no step builder exists for it yet) composes the same way: the
+  DPO loss over ``lora.model_params`` log-probs, the reference being the frozen base."""
+  from jaxrl_llm import losses
+  config, params, cfg, lp = setup
+  b = rl_batch(5)
+  tokens = np.concatenate([b.prompt_tokens, b.completion_tokens], 1)
+  mask = np.concatenate([b.prompt_mask, b.completion_mask], 1)
+  comp = np.concatenate([0 * b.prompt_mask, b.completion_mask], 1)[:, 1:].astype(np.float32)
+  chosen, rejected = slice(0, None, 2), slice(1, None, 2)  # rows 0,2,.. preferred to 1,3,..
+
+  def seq_logps(model_params):
+    out = training.sequence_logprobs(config, model_params, tokens, mask)
+    return jnp.sum(out.logprobs * comp, -1)
+
+  ref = seq_logps(lora.base_params(lp))
+  opt = optax.adam(1e-2)
+
+  def loss_fn(adapters):
+    pol = seq_logps(lora.model_params(lp, adapters))
+    out = losses.dpo_loss(pol[chosen], pol[rejected], ref[chosen], ref[rejected], beta=0.5)
+    return out.total / out.count, out.metrics
+
+  @jax.jit
+  def step(adapters, opt_state):
+    (loss, metrics), g = jax.value_and_grad(loss_fn, has_aux=True)(adapters)
+    updates, opt_state = opt.update(g, opt_state, adapters)
+    return optax.apply_updates(adapters, updates), opt_state, loss, metrics
+
+  adapters, opt_state = lp.adapters, opt.init(lp.adapters)
+  history = []
+  for _ in range(8):
+    adapters, opt_state, loss, metrics = step(adapters, opt_state)
+    history.append((float(loss), float(metrics["reward_margin"])))
+  # At init the policy is the reference: Delta = 0 and the loss is -log sigma(0) = log 2.
+  assert history[0][0] == pytest.approx(np.log(2.0), abs=1e-6)
+  # Measured: loss 0.693 -> 0.562, reward margin 0 -> 0.284 over the 8 steps (each value is
+  # before that step's update).
+  assert history[-1][0] < history[0][0] - 0.05 and history[-1][1] > 0.1, history
