@@ -11,6 +11,10 @@ random tokens, for
   * LoRA (``models.lora``, rank ``--rank``) on q,k,v,o,gate,up,down, and on q,v only:
     the base frozen, AdamW state for the adapters only.
 
+and, for the LoRA-on-all-projections variant, the adapters' loss + gradient alone with the
+loss run unmerged (``x·W + (x·A)·(s·B)``, the path the steps use) vs merged
+(``W + s·A·B`` formed inside the loss, whose backward forms a full-size ``dL/dW'``).
+
 Optimiser memory is the bytes of the optax state arrays (AdamW: mu and nu). Step time:
 best of ``--repeats`` after a compile/warm-up call, the variants timed interleaved so
 machine load hits all alike. Writes a Markdown table to stdout (and ``--out``).
@@ -106,6 +110,29 @@ def main(argv=None):
     r, t = rows[name], min(times[name])
     lines.append(f"| {name} | {r['trainable']:,} ({100 * r['trainable'] / n_total:.2f} %) | "
                  f"{r['opt_bytes'] / 2**20:.1f} MiB | {t * 1e3:.0f} ms | {full_t / t:.2f}x |")
+  # The design choice of models.lora: unmerged vs merged adapters inside the loss.
+  all_name = list(variants)[1]
+  lp = lora.wrap(variants[all_name], params, jax.random.key(1))
+
+  def nll(adapters, merged):
+    out = training.sequence_logprobs(config, lora.model_params(lp, adapters, merged=merged),
+                                     batch["tokens"], batch["attention_mask"])
+    m = batch["loss_mask"][:, 1:]
+    return -(out.logprobs * m).sum() / m.sum()
+  grads = {merged: jax.jit(jax.value_and_grad(lambda a, merged=merged: nll(a, merged)))
+           for merged in (False, True)}
+  for g in grads.values():
+    jax.block_until_ready(g(lp.adapters))
+  gtimes = {False: [], True: []}
+  for _ in range(args.repeats):
+    for merged, g in grads.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(g(lp.adapters))
+      gtimes[merged].append(time.perf_counter() - t0)
+  lines += ["", f"Loss + adapter gradient only, {all_name}:", "",
+            "| adapters in the loss | time |", "|---|---:|",
+            f"| unmerged (x·W + (x·A)·(s·B), the steps' path) | {min(gtimes[False]) * 1e3:.0f} ms |",
+            f"| merged (W + s·A·B formed in the loss) | {min(gtimes[True]) * 1e3:.0f} ms |"]
   text = "\n".join(lines)
   print(text)
   if args.out:
