@@ -228,7 +228,14 @@ class Predictor(nn.Module):
 
 
 class EnsemblePredictor(nn.Module):
-  """K predictors with stacked params; returns [K, ..., output_dim]."""
+  """K independent predictors; returns [K, ..., output_dim].
+
+  K separate submodules rather than one `nn.vmap`-ed module: a vmapped
+  orthogonal init is a batched QR, and with a dozen of them in one jitted
+  program (every TD-JEPA network is initialised in one, `api.make_agent`)
+  jax 0.10.2's CPU runtime deadlocks (reproduced: 12 QRs of [2, 64, 64] in one
+  jit never return; 12 unbatched ones, or 30 of 512 × 512, take seconds).
+  """
 
   embed_dims: Sequence[int]
   hidden_dims: Sequence[int]
@@ -237,9 +244,9 @@ class EnsemblePredictor(nn.Module):
 
   @nn.compact
   def __call__(self, latents, actions, tasks):
-    vmapped = nn.vmap(Predictor, variable_axes={"params": 0}, split_rngs={"params": True},
-                      in_axes=None, out_axes=0, axis_size=self.num_predictors)
-    return vmapped(self.embed_dims, self.hidden_dims, self.output_dim)(latents, actions, tasks)
+    return jnp.stack([
+        Predictor(self.embed_dims, self.hidden_dims, self.output_dim, name=f"member_{k}")(
+            latents, actions, tasks) for k in range(self.num_predictors)])
 
 
 class LatentActor(nn.Module):

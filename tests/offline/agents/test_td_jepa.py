@@ -260,3 +260,31 @@ def test_symmetric_variant_shares_one_encoder():
 def test_registered_under_td_jepa():
   assert agents.get("td_jepa") is td_jepa
   assert "td_jepa" in agents.names() and len(agents.names()) == 6
+
+
+def test_init_of_wide_networks_returns(tmp_path):
+  """All TD-JEPA networks are initialised in one jitted program; with a vmapped
+  predictor ensemble (batched QRs of the orthogonal init) jax 0.10.2's CPU
+  runtime deadlocks at these widths. Run in a subprocess so a regression fails
+  by timeout instead of hanging the suite."""
+  import subprocess
+  import sys
+  import textwrap
+
+  script = textwrap.dedent("""
+      import jax, jax.numpy as jnp
+      from jaxrl_llm.offline.agents import td_jepa
+      from jaxrl_llm.offline.types import Transitions
+      n = 8
+      x = jnp.ones((n, 2))
+      batch = Transitions(observations=x, actions=x, rewards=None, next_observations=x,
+                          terminals=jnp.zeros(n), timeouts=jnp.zeros(n), goals=x)
+      config = td_jepa.get_config()
+      config.update(dict(encoder_hidden_dims=(64, 64), embed_dims=(64,), hidden_dims=(64, 64)))
+      state = td_jepa.init(jax.random.key(0), batch, config)
+      jax.block_until_ready(state.params)
+      print("ok")
+  """)
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
