@@ -212,6 +212,8 @@ def main():
                        "between runs by up to 2x, so one run per side is not a comparison)")
   ap.add_argument("--save", action="store_true", help="write docs/results/rl_step_vs_trl_<date>.txt")
   a = ap.parse_args()
+  if a.repeats < 1:
+    raise SystemExit(f"--repeats must be >= 1, got {a.repeats}")
   total = a.steps + a.warmup
   if a.side == "ours":
     run_ours(a.workdir, total, a.out)
@@ -235,8 +237,6 @@ def main():
       f"{PROMPT_LEN} + exactly {NEW_TOKENS} new tokens, T=1, beta=0, lr {LR}, 1 step/rollout")
   say(f"{a.repeats} alternating runs per side; median of their {a.steps} steps each after "
       f"{a.warmup} warm-up steps (pooled)")
-  if a.repeats < 1:
-    raise SystemExit(f"--repeats must be >= 1, got {a.repeats}")
   records, raw = {name: [] for name in sides}, {}
   with tempfile.TemporaryDirectory() as workdir:
     write_workload(workdir, total)
