@@ -104,6 +104,18 @@ def sample_batches(key: chex.PRNGKey, data: FutureGoalData, batch_size: int,
                                            discount))
 
 
+def example_batch(data: Any) -> Any:
+  """What to pass an agent's `init` as its example batch.
+
+  For `FutureGoalData`, the whole dataset with `goals = next_observations`
+  (s_{t+1}, a valid future state; fixes shapes and any whole-data statistics);
+  anything else is returned unchanged.
+  """
+  if isinstance(data, FutureGoalData):
+    return data.transitions._replace(goals=data.transitions.next_observations)
+  return data
+
+
 def training_data(config: ml_collections.ConfigDict, data: Transitions
                   ) -> Tuple[Any, Callable]:
   """What an offline loop samples from, and its sampler `(key, data, batch_size, num_batches)`.

@@ -90,6 +90,9 @@ def test_training_data_block_and_errors():
   goal_data, sampler = future_goals.training_data(config, data)
   assert isinstance(goal_data, future_goals.FutureGoalData)
   assert sampler(jax.random.key(0), goal_data, 4, 2).goals.shape == (2, 4, 1)
+  example = future_goals.example_batch(goal_data)
+  np.testing.assert_array_equal(example.goals, data.next_observations)
+  assert future_goals.example_batch(data) is data
   with pytest.raises(ValueError, match="config.future_goals.discount is missing"):
     future_goals.training_data(ml_collections.ConfigDict(dict(future_goals={})), data)
   with pytest.raises(ValueError, match="needs a FutureGoalData"):
