@@ -30,11 +30,19 @@ def local_reference(config) -> Optional[Dict[str, float]]:
 
 
 def score_table(summary: Dict[str, Any]) -> str:
-  """The run's evaluations (return ± std, D4RL-normalised and local-reference scores),
-  or its final training metrics when it had no environment evaluation."""
+  """The run's evaluations (return ± std, D4RL-normalised and local-reference scores; or
+  per-task zero-shot success for TD-JEPA), or its final training metrics when it had no
+  environment evaluation."""
   lines = [f"{summary['agent']} | {summary['dataset']} | seed {summary['seed']} | "
            f"{summary['steps']} steps in {summary['wall_s']:.0f} s"]
-  if summary["evaluations"]:
+  if summary["evaluations"] and "eval/success_mean" in summary["evaluations"][0]:
+    tasks = sorted(k for k in summary["evaluations"][0] if k.startswith("eval/task"))
+    lines.append(f"{'step':>10} {'zero-shot success':>18} " + " ".join(
+        f"{k[len('eval/'):-len('_success')]:>7}" for k in tasks))
+    for row in summary["evaluations"]:
+      lines.append(f"{row['step']:>10d} {row['eval/success_mean']:>18.2f} " + " ".join(
+          f"{row[k]:>7.2f}" for k in tasks))
+  elif summary["evaluations"]:
     lines.append(f"{'step':>10} {'return':>18} {'D4RL-normalized score':>22}")
     local = "eval/local_normalized_score" in summary["evaluations"][0]
     if local:
@@ -62,7 +70,8 @@ def plot_curves(train_rows: List[dict], eval_rows: List[dict], path: str, title:
   panels = [("train/critic_loss", "critic loss"), ("train/actor_loss", "actor loss")]
   panels = [p for p in panels if train_rows and p[0] in train_rows[0]]
   if eval_rows:
-    panels.append(("eval/normalized_score", "normalized score"))
+    panels.append(("eval/success_mean", "zero-shot success") if "eval/success_mean" in eval_rows[0]
+                  else ("eval/normalized_score", "normalized score"))
   fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4 * max(1, len(panels)), 3.2),
                            squeeze=False)
   for ax, (key, label) in zip(axes[0], panels):

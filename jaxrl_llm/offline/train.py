@@ -35,7 +35,7 @@ import tqdm
 
 from jaxrl_llm.offline import agents
 from jaxrl_llm.offline import datasets
-from jaxrl_llm.offline import imitation
+from jaxrl_llm.offline import future_goals, imitation, ogbench_data
 from jaxrl_llm.offline import prepare
 from jaxrl_llm.offline import report
 from jaxrl_llm.runs import metrics as metrics_lib
@@ -151,15 +151,21 @@ def train(config) -> TrainResult:
                            config.to_json_best_effort(indent=2))
 
   agent = agents.get(config.agent_name)
+  if config.get("ogbench") is not None:  # OGBench data made locally from its recipe, once
+    ogbench_data.ensure_dataset(config)
   data, corruption_masks, corruption_info = prepare.preprocess(
       config, prepare.load_dataset(config), config.progress_bar)
   data = datasets.validate_transitions(data, "training data")
   # With a `config.expert` block (ReCOIL): expert + mixed parts and their two samplers.
   train_data, sample_fn = imitation.training_data(
       config, data, lambda source: prepare.clean_and_scale(config, prepare.load_dataset(source)))
+  if config.get("future_goals") is not None:  # TD-JEPA: goals = future states of the trajectory
+    if config.get("expert") is not None:
+      raise ValueError("config.expert and config.future_goals cannot be combined")
+    train_data, sample_fn = future_goals.training_data(config, data)
   device_data = jax.device_put(train_data)
   key, init_key = jax.random.split(jax.random.key(config.seed))
-  state = agent.init(init_key, device_data, agent_config(config, agent))
+  state = agent.init(init_key, future_goals.example_batch(device_data), agent_config(config, agent))
   sample = jax.jit(lambda k, d: sample_fn(k, d, config.batch_size, config.steps_per_call))
 
   run = workdir_lib.open_run(config, state, checkpoint_every=config.checkpoint_interval,
@@ -171,9 +177,17 @@ def train(config) -> TrainResult:
   train_rows: List[Dict[str, float]] = [r for r in rows if any(k.startswith("train/") for k in r)]
   eval_rows: List[Dict[str, float]] = [r for r in rows if any(k.startswith("eval/") for k in r)]
   evaluate = make_evaluator(config)
+  zero_shot = ogbench_data.make_zero_shot_evaluator(config)  # TD-JEPA: act needs a task z
+  if zero_shot is not None:
+    evaluate = zero_shot
   local_ref = report.local_reference(config)
 
   def run_eval(step):
+    if zero_shot is not None:
+      row = zero_shot(agent, state)
+      writer.write(step, row)
+      eval_rows.append({"step": step, **row})
+      return row
     act_fn = lambda obs, k: np.asarray(agent.act(state, obs, k, deterministic=True))
     returns = evaluate(act_fn, config.eval_episodes, config.eval_seed)
     scores = datasets.normalized_score(returns, config.ref_min_score, config.ref_max_score)
@@ -204,11 +218,12 @@ def train(config) -> TrainResult:
       writer.write(step, row)
       train_rows.append({"step": step, **row})
       bar.set_postfix(critic=metrics.get("critic_loss", float("nan")),
-                      actor=metrics["actor_loss"])
+                      actor=metrics.get("actor_loss", float("nan")))
       if not all(np.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite training metrics at step {step}: {metrics}")
     if evaluate is not None and config.eval_interval > 0 and step % config.eval_interval == 0:
-      bar.set_postfix(score=run_eval(step)["eval/normalized_score"])
+      row = run_eval(step)
+      bar.set_postfix(score=row.get("eval/normalized_score", row.get("eval/success_mean")))
     if checkpointer is not None and (step % config.checkpoint_interval == 0
                                      or step == config.max_steps):
       checkpointer.save(step, state, {"step": step, "seed": config.seed}, force=True)
