@@ -51,7 +51,16 @@ from jaxrl_llm.losses.policy import (
     reinforce_loss,
     sequence_log_ratio,
 )
-from jaxrl_llm.losses.preference import dpo_loss, inpo_loss
+from jaxrl_llm.losses.preference import (
+    PREFERENCE_LOSSES,
+    PreferenceLoss,
+    dpo_loss,
+    get_preference_loss,
+    inpo_loss,
+    kto_loss,
+    orpo_loss,
+    simpo_loss,
+)
 from jaxrl_llm.losses.registry import (
     AdvantageEstimator,
     check_options,
