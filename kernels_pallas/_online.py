@@ -15,6 +15,9 @@ logits ``b = (h_ref W_ref) / tau``; ``y`` is the target id::
     k3    = exp(r) - 1 - r, r = logq - logp  ("k3", Schulman 2020, "Approximating
                                               KL divergence", unbiased for KL(p||q)
                                               when y ~ p)
+    mlp   = (1/V) sum_v log p_v = s / V - lse,  s = sum_v z_v
+                                             (mean log-prob over the vocabulary;
+                                              ROVER, arXiv 2509.24981)
 
 Online accumulation over vocabulary tiles (Milakov & Gimelshein 2018, "Online
 normalizer calculation for softmax"): each row keeps a running max ``m`` and
@@ -23,6 +26,8 @@ sums rescaled by ``alpha = exp(m_old - m_new)`` when the max moves::
     l = sum e^{z-m}      t = sum e^{z-m} (z-m)      u = sum e^{z-m} (z-b)
 
 so ``lse = m + log l``, ``H = log l - t / l`` and ``KL = u / l - lse + lse_b``.
+The plain sum ``s = sum z`` needs no rescaling. ``V`` is the number of real
+vocabulary columns: padded / masked columns enter neither ``s`` nor ``V``.
 Keeping ``t`` relative to the running max keeps the entropy accurate when
 ``lse`` is large. Updating ``t`` when the max moves from ``m`` to ``m'``:
 ``t' = alpha (t + (m - m') l) + sum_tile e^{z-m'} (z-m')``.
@@ -32,6 +37,7 @@ gradient with respect to the tile logits is (``onehot = [v == y]``)::
 
     dz_v = c1 (onehot_v - p_v) - g_H p_v (log p_v + H)
            + g_KL p_v (log p_v - log q_v - KL)                  (full KL only)
+           + g_M (1/V - p_v)                                    (mean log-prob only)
     c1   = g_logp - g_KL expm1(r)                 (k3)  or  g_logp   (otherwise)
 
 and ``d(hW)/... = dz / tau``. The reference model is a constant (no gradient).
@@ -47,12 +53,12 @@ import jax.numpy as jnp
 NEG_INF = -1e30
 
 # Columns of the per-token statistics the forward saves (the only residuals).
-LSE, LOGP, ENTROPY, KL, REF_LOGP, REF_LSE = range(6)
-NUM_STATS = 6
+LSE, LOGP, ENTROPY, KL, REF_LOGP, REF_LSE, MEAN_LOGP = range(7)
+NUM_STATS = 7
 # Columns of the per-row cotangent coefficients in the packed array the backward
-# kernels read: c1 (see module docstring), g_H and g_KL.
-C1, G_ENTROPY, G_KL = 8, 9, 10
-# Width of the packed per-row array: stats in columns 0..5, cotangents in 8..10.
+# kernels read: c1 (see module docstring), g_H, g_KL and g_M (mean log-prob).
+C1, G_ENTROPY, G_KL, G_MEAN = 8, 9, 10, 11
+# Width of the packed per-row array: stats in columns 0..6, cotangents in 8..11.
 MIN_ROW_WIDTH = 16
 
 KL_MODES = (None, "k3", "full")
@@ -82,13 +88,16 @@ def pack_columns(cols: dict, num_rows: int, width: int, dtype) -> jax.Array:
   return out
 
 
-def init_state(num_rows: int, dtype, *, want_entropy: bool, kl_mode: Optional[str]) -> dict:
+def init_state(num_rows: int, dtype, *, want_entropy: bool, kl_mode: Optional[str],
+               want_mean_logprob: bool = False) -> dict:
   """Empty online accumulators, each ``[rows, 1]``."""
   shape = (num_rows, 1)
   state = {"m": jnp.full(shape, NEG_INF, dtype), "l": jnp.zeros(shape, dtype),
            "y": jnp.zeros(shape, dtype)}
   if want_entropy:
     state["t"] = jnp.zeros(shape, dtype)
+  if want_mean_logprob:
+    state["s"] = jnp.zeros(shape, dtype)
   if kl_mode is not None:
     state.update(mb=jnp.full(shape, NEG_INF, dtype), lb=jnp.zeros(shape, dtype),
                  yb=jnp.zeros(shape, dtype))
@@ -122,6 +131,8 @@ def online_update(state: dict, z: jax.Array, b: Optional[jax.Array], valid: jax.
   if "t" in state:
     new["t"] = (alpha * (state["t"] + (state["m"] - m_new) * state["l"])
                 + jnp.sum(jnp.where(valid, e * (z - m_new), 0), axis=1, keepdims=True))
+  if "s" in state:
+    new["s"] = state["s"] + jnp.sum(jnp.where(valid, z, 0), axis=1, keepdims=True)
   if "mb" in state:
     b = jnp.where(valid, b, NEG_INF)
     mb_new = jnp.maximum(state["mb"], jnp.max(b, axis=1, keepdims=True))
@@ -136,19 +147,25 @@ def online_update(state: dict, z: jax.Array, b: Optional[jax.Array], valid: jax.
   return new
 
 
-def finalize(state: dict, kl_mode: Optional[str]) -> dict:
+def finalize(state: dict, kl_mode: Optional[str], vocab_size: Optional[int] = None) -> dict:
   """Accumulators -> ``{column index: [r, 1]}`` per-token statistics.
 
   The ``KL`` column is the full KL for ``kl_mode="full"`` and 0 otherwise (``k3``
   is a per-token function of LOGP and REF_LOGP, see :func:`k3_from_logprobs`).
+  ``vocab_size`` (the real ``V``) is needed when the mean log-prob is tracked.
   """
   log_l = jnp.log(state["l"])
   lse = state["m"] + log_l
   logp = state["y"] - lse
   zero = jnp.zeros_like(lse)
-  stats = {LSE: lse, LOGP: logp, ENTROPY: zero, KL: zero, REF_LOGP: zero, REF_LSE: zero}
+  stats = {LSE: lse, LOGP: logp, ENTROPY: zero, KL: zero, REF_LOGP: zero, REF_LSE: zero,
+           MEAN_LOGP: zero}
   if "t" in state:
     stats[ENTROPY] = log_l - state["t"] / state["l"]
+  if "s" in state:
+    if vocab_size is None:
+      raise ValueError("finalize: vocab_size is needed for the mean log-prob")
+    stats[MEAN_LOGP] = state["s"] * (1.0 / vocab_size) - lse
   if kl_mode is not None:
     lse_b = state["mb"] + jnp.log(state["lb"])
     logq = state["yb"] - lse_b
@@ -173,13 +190,16 @@ def c1_coefficient(logp, logq, g_logp, g_kl, kl_mode: Optional[str]) -> jax.Arra
 
 
 def dlogits(z: jax.Array, b: Optional[jax.Array], valid: jax.Array, onehot: jax.Array,
-            rows: jax.Array, *, want_entropy: bool, kl_mode: Optional[str]) -> jax.Array:
+            rows: jax.Array, *, want_entropy: bool, kl_mode: Optional[str],
+            inv_vocab: Optional[float] = None) -> jax.Array:
   """Gradient of ``sum_t g_t . outputs_t`` with respect to the tile logits ``z``.
 
   Args:
     z, b, valid, onehot: as in :func:`online_update` (``b`` only for full KL).
-    rows: ``[r, w]`` packed per-row array: statistics in columns ``LSE..REF_LSE``
-      and the cotangent coefficients in ``C1, G_ENTROPY, G_KL``.
+    rows: ``[r, w]`` packed per-row array: statistics in columns ``LSE..MEAN_LOGP``
+      and the cotangent coefficients in ``C1, G_ENTROPY, G_KL, G_MEAN``.
+    inv_vocab: ``1 / V`` (real vocabulary size) when the mean log-prob has a
+      cotangent (adds ``g_M (1/V - p_v)``), None otherwise.
 
     onehot: as in :func:`online_update`; None leaves out the ``c1 onehot`` term
       (the XLA path adds it once, outside the vocabulary loop).
@@ -199,4 +219,6 @@ def dlogits(z: jax.Array, b: Optional[jax.Array], valid: jax.Array, onehot: jax.
   if kl_mode == "full":
     logq_all = jnp.where(valid, b, NEG_INF) - column(rows, REF_LSE)
     g = g + column(rows, G_KL) * p * (logp_all - logq_all - column(rows, KL))
+  if inv_vocab is not None:
+    g = g + column(rows, G_MEAN) * (inv_vocab - p)
   return jnp.where(valid, g, 0)

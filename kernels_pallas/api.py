@@ -26,11 +26,14 @@ class FusedOutput(NamedTuple):
     kl: ``k3`` estimate or exact ``KL(p_t || q_t)``, or None unless ``want_kl``.
     ref_logprobs: ``log q(y_t)`` under the reference head (no gradient), or None
       unless ``want_kl``; computed for free alongside the KL.
+    mean_logprob: ``(1/V) sum_v log p_t(v)`` over the whole vocabulary, or None
+      unless ``want_mean_logprob``.
   """
   logprobs: jax.Array
   entropy: Optional[jax.Array]
   kl: Optional[jax.Array]
   ref_logprobs: Optional[jax.Array]
+  mean_logprob: Optional[jax.Array] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,7 @@ class _Config:
   inv_temperature: float
   want_entropy: bool
   kl_mode: Optional[str]
+  want_mean_logprob: bool
   block_t: Optional[int]
   block_v: Optional[int]
   interpret: bool
@@ -63,7 +67,7 @@ def _backend_fns(impl: str):
 
 def _kwargs(cfg: _Config) -> dict:
   kw = dict(inv_temperature=cfg.inv_temperature, want_entropy=cfg.want_entropy,
-            kl_mode=cfg.kl_mode)
+            kl_mode=cfg.kl_mode, want_mean_logprob=cfg.want_mean_logprob)
   if cfg.block_v is not None:
     kw["block_v"] = cfg.block_v
   if cfg.impl in ("tpu", "gpu"):
@@ -74,12 +78,13 @@ def _kwargs(cfg: _Config) -> dict:
 
 
 def _rows(stats: jax.Array, cotangent: jax.Array, kl_mode: Optional[str]) -> jax.Array:
-  """``[T, 16]``: stats in columns 0..5, the coefficients in C1, G_ENTROPY, G_KL."""
+  """``[T, 16]``: stats in columns 0..6, the coefficients in C1, G_ENTROPY, G_KL, G_MEAN."""
   t = stats.shape[0]
   c1 = _online.c1_coefficient(stats[:, _online.LOGP], stats[:, _online.REF_LOGP],
                               cotangent[:, _online.LOGP], cotangent[:, _online.KL], kl_mode)
-  g = jnp.stack([c1, cotangent[:, _online.ENTROPY], cotangent[:, _online.KL]], axis=1)
-  pad = _online.MIN_ROW_WIDTH - _online.G_KL - 1
+  g = jnp.stack([c1, cotangent[:, _online.ENTROPY], cotangent[:, _online.KL],
+                 cotangent[:, _online.MEAN_LOGP]], axis=1)
+  pad = _online.MIN_ROW_WIDTH - _online.G_MEAN - 1
   return jnp.concatenate([stats, jnp.zeros((t, _online.C1 - _online.NUM_STATS), stats.dtype),
                           g.astype(stats.dtype), jnp.zeros((t, pad), stats.dtype)], axis=1)
 
@@ -161,9 +166,9 @@ def _check_block(value, name):
 def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
                    temperature: float = 1.0, ref_hidden: Optional[jax.Array] = None,
                    ref_weight: Optional[jax.Array] = None, want_entropy: bool = False,
-                   want_kl: Optional[str] = None, impl: str = "auto",
-                   block_t: Optional[int] = None, block_v: Optional[int] = None,
-                   interpret: bool = False) -> FusedOutput:
+                   want_kl: Optional[str] = None, want_mean_logprob: bool = False,
+                   impl: str = "auto", block_t: Optional[int] = None,
+                   block_v: Optional[int] = None, interpret: bool = False) -> FusedOutput:
   """Per-token log-prob, entropy and KL of ``softmax(h W / tau)`` without ``[T, V]`` logits.
 
   With ``z_t = h_t W / tau`` and ``b_t = h_ref_t W_ref / tau`` (same temperature)::
@@ -172,6 +177,8 @@ def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
       entropy_t  = -sum_v p_tv log p_tv
       kl_t       = exp(r_t) - 1 - r_t, r_t = log q(y_t) - log p(y_t)      (want_kl="k3")
                  = sum_v p_tv (log p_tv - log q_tv)                       (want_kl="full")
+      mean_logprob_t = (1/V) sum_v log p_tv = mean_v z_tv - logsumexp(z_t)
+                                       (want_mean_logprob; d/dz_tv = 1/V - p_tv)
 
   ``k3`` is Schulman's (2020) low-variance estimator of ``KL(p || q)`` for
   ``y ~ p``. The logits are computed one ``[block_t, block_v]`` tile at a time with
@@ -194,6 +201,8 @@ def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
     ref_weight: ``[D_ref, V]`` reference head; defaults to ``weight``.
     want_entropy: also return the entropy.
     want_kl: None, ``"k3"`` or ``"full"``; needs ``ref_hidden`` and/or ``ref_weight``.
+    want_mean_logprob: also return the mean log-prob over the ``V`` columns of
+      ``weight`` (the value statistic of ROVER, arXiv 2509.24981).
     impl: ``"auto"`` (TPU -> ``"tpu"``, GPU -> ``"gpu"``, else ``"xla"``; falls back to
       ``"xla"`` with a warning when the kernel does not compile), ``"xla"`` (chunked
       ``fori_loop``), ``"tpu"`` (Pallas Mosaic), ``"gpu"`` (Pallas Triton) or
@@ -251,11 +260,13 @@ def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
   targets = targets.astype(jnp.int32)
 
   cfg = _Config(impl=impl, inv_temperature=1.0 / temperature, want_entropy=bool(want_entropy),
-                kl_mode=want_kl, block_t=block_t, block_v=block_v, interpret=bool(interpret))
+                kl_mode=want_kl, want_mean_logprob=bool(want_mean_logprob), block_t=block_t,
+                block_v=block_v, interpret=bool(interpret))
   arrays = (hidden, weight, targets, ref_hidden, ref_weight)
   if impl == "reference":
     stats = reference_lib.reference_stats(*arrays, inv_temperature=cfg.inv_temperature,
-                                          want_entropy=cfg.want_entropy, kl_mode=want_kl)
+                                          want_entropy=cfg.want_entropy, kl_mode=want_kl,
+                                          want_mean_logprob=cfg.want_mean_logprob)
   else:
     cfg = _resolve_impl(cfg, arrays)
     stats = _fused_stats(cfg, *arrays)
@@ -263,7 +274,8 @@ def fused_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
       logprobs=stats[:, _online.LOGP],
       entropy=stats[:, _online.ENTROPY] if want_entropy else None,
       kl=stats[:, _online.KL] if want_kl is not None else None,
-      ref_logprobs=stats[:, _online.REF_LOGP] if want_kl is not None else None)
+      ref_logprobs=stats[:, _online.REF_LOGP] if want_kl is not None else None,
+      mean_logprob=stats[:, _online.MEAN_LOGP] if want_mean_logprob else None)
 
 
 def fused_logprobs_reference(hidden, weight, targets, **kwargs) -> FusedOutput:

@@ -91,7 +91,7 @@ def _logits(h, w_ref, hr, wr_ref, j, *, bv, vocab, inv_temperature, acc):
 
 
 def _forward_kernel(*refs, with_ref, bv, vocab, num_v_blocks, inv_temperature, want_entropy,
-                    kl_mode, acc):
+                    kl_mode, want_mean_logprob, acc):
   h_ref, w_ref, y_ref = refs[:3]
   hr_ref, wr_ref = refs[3:5] if with_ref else (None, None)
   out_ref = refs[-1]
@@ -104,9 +104,10 @@ def _forward_kernel(*refs, with_ref, bv, vocab, num_v_blocks, inv_temperature, w
                                   inv_temperature=inv_temperature, acc=acc)
     return _online.online_update(state, z, b, valid, col == y)
 
-  state = _online.init_state(h.shape[0], acc, want_entropy=want_entropy, kl_mode=kl_mode)
+  state = _online.init_state(h.shape[0], acc, want_entropy=want_entropy, kl_mode=kl_mode,
+                             want_mean_logprob=want_mean_logprob)
   state = jax.lax.fori_loop(0, num_v_blocks, body, state)
-  stats = _online.finalize(state, kl_mode)
+  stats = _online.finalize(state, kl_mode, vocab_size=vocab)
   out_ref[...] = _online.pack_columns(stats, h.shape[0], ROW_WIDTH, out_ref.dtype)
 
 
@@ -115,8 +116,9 @@ def _compiler_params():
 
 
 def gpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperature: float,
-                want_entropy: bool, kl_mode: Optional[str], block_t: int = DEFAULT_BLOCK_T,
-                block_v: int = DEFAULT_BLOCK_V, interpret: bool = False) -> jax.Array:
+                want_entropy: bool, kl_mode: Optional[str], want_mean_logprob: bool = False,
+                block_t: int = DEFAULT_BLOCK_T, block_v: int = DEFAULT_BLOCK_V,
+                interpret: bool = False) -> jax.Array:
   """``[T, NUM_STATS]`` per-token statistics (see ``_online``)."""
   vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight)  # shard_map types
   t = hidden.shape[0]
@@ -137,7 +139,8 @@ def gpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
     in_specs += [pl.BlockSpec((bt, dr), lambda i: (i, 0)), pl.BlockSpec((dr, v), lambda i: (0, 0))]
   kernel = functools.partial(_forward_kernel, with_ref=with_ref, bv=bv, vocab=v,
                              num_v_blocks=_padding.cdiv(v, bv), inv_temperature=inv_temperature,
-                             want_entropy=want_entropy, kl_mode=kl_mode, acc=acc)
+                             want_entropy=want_entropy, kl_mode=kl_mode,
+                             want_mean_logprob=want_mean_logprob, acc=acc)
   packed = pl.pallas_call(
       kernel,
       out_shape=_vma.shape_dtype_struct((t_pad, ROW_WIDTH), acc, *vma_inputs),
@@ -150,7 +153,7 @@ def gpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
 
 
 def _hidden_grad_kernel(*refs, with_ref, bv, vocab, num_v_blocks, inv_temperature,
-                        want_entropy, kl_mode, acc):
+                        want_entropy, kl_mode, inv_vocab, acc):
   h_ref, w_ref, y_ref, rows_ref = refs[:4]
   hr_ref, wr_ref = refs[4:6] if with_ref else (None, None)
   out_ref = refs[-1]
@@ -161,7 +164,7 @@ def _hidden_grad_kernel(*refs, with_ref, bv, vocab, num_v_blocks, inv_temperatur
     z, b, valid, col, w = _logits(h, w_ref, hr, wr_ref, j, bv=bv, vocab=vocab,
                                   inv_temperature=inv_temperature, acc=acc)
     g = _online.dlogits(z, b, valid, col == y, rows, want_entropy=want_entropy,
-                        kl_mode=kl_mode) * inv_temperature
+                        kl_mode=kl_mode, inv_vocab=inv_vocab) * inv_temperature
     return d_hidden + _dot(g.astype(w.dtype), w, _NT, acc)  # w is 0 outside the vocab
 
   d_hidden = jax.lax.fori_loop(0, num_v_blocks, body, jnp.zeros(h.shape, acc))
@@ -169,7 +172,7 @@ def _hidden_grad_kernel(*refs, with_ref, bv, vocab, num_v_blocks, inv_temperatur
 
 
 def _weight_grad_kernel(*refs, with_ref, bt, bv, vocab, num_t_blocks, inv_temperature,
-                        want_entropy, kl_mode, acc):
+                        want_entropy, kl_mode, inv_vocab, acc):
   h_ref, w_ref, y_ref, rows_ref = refs[:4]
   hr_ref, wr_ref = refs[4:6] if with_ref else (None, None)
   out_ref = refs[-1]
@@ -185,7 +188,8 @@ def _weight_grad_kernel(*refs, with_ref, bt, bv, vocab, num_t_blocks, inv_temper
     col = j * bv + jax.lax.broadcasted_iota(jnp.int32, z.shape, 1)
     b = _dot(hr_ref[rows_sl, :], wr, _NN, acc) * inv_temperature if with_ref else None
     g = _online.dlogits(z, b, col < vocab, col == y_ref[rows_sl, :], rows_ref[rows_sl, :],
-                        want_entropy=want_entropy, kl_mode=kl_mode) * inv_temperature
+                        want_entropy=want_entropy, kl_mode=kl_mode,
+                        inv_vocab=inv_vocab) * inv_temperature
     return d_weight + _dot(h, g.astype(h.dtype), _TN, acc)
 
   d_weight = jax.lax.fori_loop(0, num_t_blocks, body, jnp.zeros(w.shape, acc))
@@ -194,7 +198,8 @@ def _weight_grad_kernel(*refs, with_ref, bt, bv, vocab, num_t_blocks, inv_temper
 
 def gpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
                  inv_temperature: float, want_entropy: bool, kl_mode: Optional[str],
-                 block_t: int = DEFAULT_BLOCK_T, block_v: int = DEFAULT_BLOCK_V,
+                 want_mean_logprob: bool = False, block_t: int = DEFAULT_BLOCK_T,
+                 block_v: int = DEFAULT_BLOCK_V,
                  interpret: bool = False) -> tuple[jax.Array, jax.Array]:
   """``(d hidden, d weight)`` from packed per-row stats + cotangent coefficients."""
   vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight, rows)  # shard_map types
@@ -213,7 +218,8 @@ def gpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
     ref_hidden, ref_weight = _pad_depth(ref_hidden, ref_weight)
     args += [_padding.pad_rows(ref_hidden, t_pad), ref_weight]
   common = dict(with_ref=with_ref, bv=bv, vocab=v, inv_temperature=inv_temperature,
-                want_entropy=want_entropy, kl_mode=kl_mode, acc=acc)
+                want_entropy=want_entropy, kl_mode=kl_mode,
+                inv_vocab=1.0 / v if want_mean_logprob else None, acc=acc)
 
   by_token = [pl.BlockSpec((bt, d), lambda i: (i, 0)), whole(weight),
               pl.BlockSpec((bt, 1), lambda i: (i, 0)),

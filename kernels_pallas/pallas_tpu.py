@@ -74,13 +74,14 @@ def _forward_kernel(*refs, keys, with_ref, bv, vocab, inv_temperature, want_entr
 
   @pl.when(j == pl.num_programs(1) - 1)
   def _finish():
-    stats = _online.finalize(state, kl_mode)
+    stats = _online.finalize(state, kl_mode, vocab_size=vocab)
     out_ref[...] = _online.pack_columns(stats, out_ref.shape[0], LANES, out_ref.dtype)
 
 
 def tpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperature: float,
-                want_entropy: bool, kl_mode: Optional[str], block_t: int = DEFAULT_BLOCK_T,
-                block_v: int = DEFAULT_BLOCK_V, interpret: bool = False) -> jax.Array:
+                want_entropy: bool, kl_mode: Optional[str], want_mean_logprob: bool = False,
+                block_t: int = DEFAULT_BLOCK_T, block_v: int = DEFAULT_BLOCK_V,
+                interpret: bool = False) -> jax.Array:
   """``[T, NUM_STATS]`` per-token statistics (see ``_online``)."""
   vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight)  # shard_map types
   t, d = hidden.shape
@@ -88,7 +89,8 @@ def tpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
   acc = _online.accumulator_dtype(hidden.dtype)
   bt, bv, t_pad = _blocks(t, v, block_t, block_v)
   with_ref = kl_mode is not None
-  keys = tuple(_online.init_state(1, acc, want_entropy=want_entropy, kl_mode=kl_mode))
+  keys = tuple(_online.init_state(1, acc, want_entropy=want_entropy, kl_mode=kl_mode,
+                                  want_mean_logprob=want_mean_logprob))
   args = [_padding.pad_rows(hidden, t_pad), weight, _padding.pad_rows(targets[:, None], t_pad)]
   in_specs = [pl.BlockSpec((bt, d), lambda i, j: (i, 0)),
               pl.BlockSpec((d, bv), lambda i, j: (0, j)),
@@ -116,16 +118,16 @@ def tpu_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
 
 
 def _dlogits_tile(h_ref, w_ref, y_ref, rows_ref, hr_ref, wr_ref, j, *, bv, vocab,
-                  inv_temperature, want_entropy, kl_mode, acc):
+                  inv_temperature, want_entropy, kl_mode, inv_vocab, acc):
   z, b, valid, col = _tile_logits(h_ref, w_ref, hr_ref, wr_ref, j, bv=bv, vocab=vocab,
                                   inv_temperature=inv_temperature, acc=acc)
   g = _online.dlogits(z, b, valid, col == y_ref[...], rows_ref[...],
-                      want_entropy=want_entropy, kl_mode=kl_mode)
+                      want_entropy=want_entropy, kl_mode=kl_mode, inv_vocab=inv_vocab)
   return g * inv_temperature
 
 
 def _backward_kernel(*refs, wrt, with_ref, bv, vocab, inv_temperature, want_entropy, kl_mode,
-                     acc):
+                     inv_vocab, acc):
   h_ref, w_ref, y_ref, rows_ref = refs[:4]
   hr_ref, wr_ref = refs[4:6] if with_ref else (None, None)
   out_ref, acc_ref = refs[6:] if with_ref else refs[4:]
@@ -139,7 +141,7 @@ def _backward_kernel(*refs, wrt, with_ref, bv, vocab, inv_temperature, want_entr
 
   g = _dlogits_tile(h_ref, w_ref, y_ref, rows_ref, hr_ref, wr_ref, j, bv=bv, vocab=vocab,
                     inv_temperature=inv_temperature, want_entropy=want_entropy,
-                    kl_mode=kl_mode, acc=acc)
+                    kl_mode=kl_mode, inv_vocab=inv_vocab, acc=acc)
   if wrt == "hidden":
     w = w_ref[...].astype(h_ref.dtype)
     col = j * bv + jax.lax.broadcasted_iota(jnp.int32, w.shape, 1)
@@ -158,7 +160,8 @@ def _backward_kernel(*refs, wrt, with_ref, bv, vocab, inv_temperature, want_entr
 
 def tpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
                  inv_temperature: float, want_entropy: bool, kl_mode: Optional[str],
-                 block_t: int = DEFAULT_BLOCK_T, block_v: int = DEFAULT_BLOCK_V,
+                 want_mean_logprob: bool = False, block_t: int = DEFAULT_BLOCK_T,
+                 block_v: int = DEFAULT_BLOCK_V,
                  interpret: bool = False) -> tuple[jax.Array, jax.Array]:
   """``(d hidden, d weight)`` from packed per-row stats + cotangent coefficients."""
   vma_inputs = (hidden, weight, targets, ref_hidden, ref_weight, rows)  # shard_map types
@@ -173,7 +176,8 @@ def tpu_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
   if with_ref:
     args += [_padding.pad_rows(ref_hidden, t_pad), ref_weight]
   common = dict(with_ref=with_ref, bv=bv, vocab=v, inv_temperature=inv_temperature,
-                want_entropy=want_entropy, kl_mode=kl_mode, acc=acc)
+                want_entropy=want_entropy, kl_mode=kl_mode,
+                inv_vocab=1.0 / v if want_mean_logprob else None, acc=acc)
 
   def specs(tok, voc):
     """Block specs given index functions (grid ids) -> token / vocab block index."""

@@ -16,6 +16,9 @@ softmax ``p^l`` (``tau`` folded into ``z``):
     H      = LSE - sum_l w_l (lse_l - H_l)      (sum_v p_v z_v = sum_l w_l sum p^l z^l)
     KL     = sum_l w_l (KL_l + (lse_l - LSE) - (lse^ref_l - LSE^ref))   ("full")
     k3     = e^r - 1 - r,  r = logq - logp     (from the combined log-probs)
+    mlp    = (1/n) sum_l (mlp_l + lse_l) - LSE  (mean log-prob over all V columns:
+                                                 mlp_l + lse_l = mean of the local
+                                                 logits, n equal shards of V/n)
 
 Each identity is exact; gradients flow through the local kernel's `custom_vjp`
 and the collectives (the max used to stabilise ``LSE`` is held constant, which
@@ -59,6 +62,7 @@ def vocab_parallel_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.A
                             ref_hidden: Optional[jax.Array] = None,
                             ref_weight: Optional[jax.Array] = None,
                             want_entropy: bool = False, want_kl: Optional[str] = None,
+                            want_mean_logprob: bool = False,
                             **kernel_kwargs) -> api.FusedOutput:
   """The per-device body: call inside `shard_map` with ``weight`` sharded on ``axis_name``.
 
@@ -86,13 +90,17 @@ def vocab_parallel_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.A
   local = api.fused_logprobs(
       hidden, weight, columns, temperature=temperature, ref_hidden=ref_hidden,
       ref_weight=ref_weight, want_entropy=want_entropy,
-      want_kl=None if want_kl is None else "full", **kernel_kwargs)
+      want_kl=None if want_kl is None else "full", want_mean_logprob=want_mean_logprob,
+      **kernel_kwargs)
   z_c = _column_logit(hidden, weight, columns, inv_tau)
   lse_l = z_c - local.logprobs
   lse = _logsumexp_over(lse_l, axis_name)
   logprobs = jax.lax.psum(jnp.where(owned, z_c, 0.0), axis_name) - lse
   shard_mass = jnp.exp(lse_l - lse)
-  entropy = kl = ref_logprobs = None
+  entropy = kl = ref_logprobs = mean_logprob = None
+  if want_mean_logprob:
+    # Every shard holds V/n columns, so the global mean of z is the mean of the local means.
+    mean_logprob = jax.lax.pmean(local.mean_logprob + lse_l, axis_name) - lse
   if want_entropy:
     entropy = lse - jax.lax.psum(shard_mass * (lse_l - local.entropy), axis_name)
   if want_kl is not None:
@@ -106,7 +114,8 @@ def vocab_parallel_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.A
     else:
       r = ref_logprobs - logprobs
       kl = jnp.expm1(r) - r
-  return api.FusedOutput(logprobs=logprobs, entropy=entropy, kl=kl, ref_logprobs=ref_logprobs)
+  return api.FusedOutput(logprobs=logprobs, entropy=entropy, kl=kl, ref_logprobs=ref_logprobs,
+                         mean_logprob=mean_logprob)
 
 
 def fused_logprobs_vocab_sharded(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
@@ -115,6 +124,7 @@ def fused_logprobs_vocab_sharded(hidden: jax.Array, weight: jax.Array, targets: 
                                  ref_hidden: Optional[jax.Array] = None,
                                  ref_weight: Optional[jax.Array] = None,
                                  want_entropy: bool = False, want_kl: Optional[str] = None,
+                                 want_mean_logprob: bool = False,
                                  check_vma: Optional[bool] = None,
                                  **kernel_kwargs) -> api.FusedOutput:
   """`fused_logprobs` with ``W [D, V]`` split over ``mesh`` axis ``vocab_axis``.
@@ -152,9 +162,10 @@ def fused_logprobs_vocab_sharded(hidden: jax.Array, weight: jax.Array, targets: 
   ref_weight = weight if (has_ref and ref_weight is None) else ref_weight
   body = functools.partial(vocab_parallel_logprobs, axis_name=vocab_axis,
                            temperature=temperature, want_entropy=want_entropy,
-                           want_kl=want_kl, **kernel_kwargs)
+                           want_kl=want_kl, want_mean_logprob=want_mean_logprob, **kernel_kwargs)
   out_specs = api.FusedOutput(logprobs=tok, entropy=tok if want_entropy else None,
-                              kl=tok if has_ref else None, ref_logprobs=tok if has_ref else None)
+                              kl=tok if has_ref else None, ref_logprobs=tok if has_ref else None,
+                              mean_logprob=tok if want_mean_logprob else None)
   if has_ref:
     fn = lambda h, w, y, rh, rw: body(h, w, y, ref_hidden=rh, ref_weight=rw)
     args, in_specs = (hidden, weight, targets, ref_hidden, ref_weight), (tok2, col, tok, tok2, col)

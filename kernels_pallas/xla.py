@@ -58,7 +58,7 @@ def _target_logits(hidden, weight, targets, inv_temperature):
 
 
 def xla_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperature: float,
-                want_entropy: bool, kl_mode: Optional[str],
+                want_entropy: bool, kl_mode: Optional[str], want_mean_logprob: bool = False,
                 block_v: Optional[int] = None) -> jax.Array:
   """``[T, NUM_STATS]`` statistics without materialising ``[T, V]``."""
   t = hidden.shape[0]
@@ -71,22 +71,25 @@ def xla_forward(hidden, weight, targets, ref_hidden, ref_weight, *, inv_temperat
                               with_ref=kl_mode is not None)
     return _online.online_update(state, z, b, valid, None)
 
-  state = _online.init_state(t, acc, want_entropy=want_entropy, kl_mode=kl_mode)
+  state = _online.init_state(t, acc, want_entropy=want_entropy, kl_mode=kl_mode,
+                             want_mean_logprob=want_mean_logprob)
   state = _vma.varying_like(state, hidden, weight, targets, ref_hidden, ref_weight)
   state = jax.lax.fori_loop(0, num_blocks, body, state)
   state["y"] = _target_logits(hidden, weight, targets, inv_temperature)
   if kl_mode is not None:
     state["yb"] = _target_logits(ref_hidden, ref_weight, targets, inv_temperature)
-  stats = _online.finalize(state, kl_mode)
+  stats = _online.finalize(state, kl_mode, vocab_size=weight.shape[1])
   return jnp.concatenate([stats[k] for k in range(_online.NUM_STATS)], axis=1)
 
 
 def xla_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
                  inv_temperature: float, want_entropy: bool, kl_mode: Optional[str],
+                 want_mean_logprob: bool = False,
                  block_v: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
   """``(d hidden, d weight)`` from the packed ``[T, w]`` stats + cotangent rows."""
   acc = _online.accumulator_dtype(hidden.dtype)
   block_v, num_blocks = _block(weight.shape[1], block_v, hidden.shape[0])
+  inv_vocab = 1.0 / weight.shape[1] if want_mean_logprob else None
 
   def body(j, carry):
     d_hidden, d_weight = carry
@@ -97,7 +100,7 @@ def xla_backward(hidden, weight, targets, ref_hidden, ref_weight, rows, *,
     # identical values); dh must count each column once.
     all_cols = jnp.ones_like(valid)
     g = _online.dlogits(z, b, all_cols, None, rows, want_entropy=want_entropy,
-                        kl_mode=kl_mode) * inv_temperature
+                        kl_mode=kl_mode, inv_vocab=inv_vocab) * inv_temperature
     dw_tile = jnp.dot(hidden_t, g.astype(hidden.dtype), preferred_element_type=acc)
     d_weight = jax.lax.dynamic_update_slice_in_dim(d_weight, dw_tile.astype(weight.dtype),
                                                    start, axis=1)

@@ -42,7 +42,7 @@ def _highest_precision():
 def test_ragged_full_kl_other_head_entropy_temperature_f32():
   p = make_problem(4, 20, 24, 300, d_ref=8)
   compare_to_reference(p, 1e-4, 1e-4, impl="gpu", interpret=False, temperature=0.7,
-                       want_entropy=True, want_kl="full", **BLOCKS)
+                       want_entropy=True, want_kl="full", want_mean_logprob=True, **BLOCKS)
 
 
 def test_bf16_k3():
@@ -57,17 +57,19 @@ def test_default_blocks_larger_problem(dtype, rtol_grads):
   # Several token and vocab blocks at the kernels' default block sizes.
   p = make_problem(7, 300, 128, 5000, d_ref=64, dtype=dtype)
   compare_to_reference(p, 1e-4, rtol_grads, impl="gpu", interpret=False, want_entropy=True,
-                       want_kl="full")
+                       want_kl="full", want_mean_logprob=True)
 
 
 def test_values_against_float64_oracle():
   p = make_problem(8, 40, 32, 700, d_ref=32)
   out = kernels_pallas.fused_logprobs(p["hidden"], p["weight"], p["targets"],
                                       ref_hidden=p["ref_hidden"], ref_weight=p["ref_weight"],
-                                      want_entropy=True, want_kl="full", impl="gpu")
+                                      want_entropy=True, want_kl="full",
+                                      want_mean_logprob=True, impl="gpu")
   expected = numpy_oracle(p["hidden"], p["weight"], p["targets"], p["ref_hidden"],
                           p["ref_weight"])
-  for name, got in (("logprobs", out.logprobs), ("entropy", out.entropy), ("kl_full", out.kl)):
+  for name, got in (("logprobs", out.logprobs), ("entropy", out.entropy), ("kl_full", out.kl),
+                    ("mean_logprob", out.mean_logprob)):
     np.testing.assert_allclose(np.asarray(got, np.float64), expected[name], rtol=1e-4,
                                atol=1e-4 * np.max(np.abs(expected[name])), err_msg=name)
 

@@ -18,13 +18,14 @@ import kernels_pallas
 CUSTOM_CALL = {"tpu": "tpu_custom_call", "cuda": "__gpu$xla.gpu.triton"}
 
 
-def _lowered_custom_calls(impl, platform, dtype, kl, want_entropy, **blocks):
+def _lowered_custom_calls(impl, platform, dtype, kl, want_entropy, want_mean=False, **blocks):
   t, d, v, d_ref = 20, 24, 300, 32  # ragged T and V, D not a power of two
 
   def loss(h, w, y, hr, wr):
     o = kernels_pallas.fused_logprobs(h, w, y, ref_hidden=hr, ref_weight=wr, temperature=0.7,
-                                      want_entropy=want_entropy, want_kl=kl, impl=impl, **blocks)
-    return sum(jnp.sum(x) for x in o[:3] if x is not None)
+                                      want_entropy=want_entropy, want_kl=kl,
+                                      want_mean_logprob=want_mean, impl=impl, **blocks)
+    return sum(jnp.sum(x) for x in o if x is not None)
 
   args = (jax.ShapeDtypeStruct((t, d), dtype), jax.ShapeDtypeStruct((d, v), dtype),
           jax.ShapeDtypeStruct((t,), jnp.int32), jax.ShapeDtypeStruct((t, d_ref), dtype),
@@ -35,10 +36,10 @@ def _lowered_custom_calls(impl, platform, dtype, kl, want_entropy, **blocks):
 
 
 @pytest.mark.parametrize("impl,platform", [("tpu", "tpu"), ("gpu", "cuda")])
-@pytest.mark.parametrize("dtype,kl,want_entropy", [(jnp.float32, "full", True),
-                                                   (jnp.bfloat16, "k3", False)])
-def test_kernels_lower_for_their_platform(impl, platform, dtype, kl, want_entropy):
-  calls = _lowered_custom_calls(impl, platform, dtype, kl, want_entropy)
+@pytest.mark.parametrize("dtype,kl,want_entropy,want_mean", [(jnp.float32, "full", True, True),
+                                                             (jnp.bfloat16, "k3", False, False)])
+def test_kernels_lower_for_their_platform(impl, platform, dtype, kl, want_entropy, want_mean):
+  calls = _lowered_custom_calls(impl, platform, dtype, kl, want_entropy, want_mean)
   # forward + d_hidden + d_weight kernels, nothing silently replaced by XLA
   assert calls.count(CUSTOM_CALL[platform]) == 3, calls
 

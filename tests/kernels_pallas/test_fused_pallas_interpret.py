@@ -18,7 +18,17 @@ def test_kernel_ragged_full_kl_other_head_entropy_temperature_f32(impl):
   # (the GPU path zero-pads them); the reference head differs from the policy's.
   p = make_problem(4, 20, 24, 300, d_ref=8)
   compare_to_reference(p, 1e-5, 1e-5, impl=impl, interpret=True, temperature=0.7,
-                       want_entropy=True, want_kl="full", **BLOCKS[impl])
+                       want_entropy=True, want_kl="full", want_mean_logprob=True,
+                       **BLOCKS[impl])
+
+
+@pytest.mark.parametrize("impl", ["tpu", "gpu"])
+def test_kernel_ragged_mean_logprob_only(impl):
+  # Only the mean log-prob besides log p: the padded / out-of-range vocabulary
+  # columns of the last block must enter neither the sum nor V.
+  p = make_problem(9, 11, 16, 200)
+  compare_to_reference(p, 1e-5, 1e-5, impl=impl, interpret=True, temperature=0.6,
+                       want_mean_logprob=True, **BLOCKS[impl])
 
 
 @pytest.mark.parametrize("impl", ["tpu", "gpu"])
@@ -38,8 +48,9 @@ def test_kernel_check_grads_float64(impl):
     def f(h, w):
       o = kernels_pallas.fused_logprobs(h, w, p["targets"], ref_hidden=p["ref_hidden"],
                                         ref_weight=p["ref_weight"], temperature=0.9,
-                                        want_entropy=True, want_kl="full", impl=impl,
-                                        interpret=True, **BLOCKS[impl])
-      return o.logprobs, o.entropy, o.kl
+                                        want_entropy=True, want_kl="full",
+                                        want_mean_logprob=True, impl=impl, interpret=True,
+                                        **BLOCKS[impl])
+      return o.logprobs, o.entropy, o.kl, o.mean_logprob
 
     check_grads(f, (p["hidden"], p["weight"]), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)

@@ -13,8 +13,12 @@ from fused_logprob_cases import compare_to_reference, make_problem
 CASES = {
     # ragged V: 300 = 2 * 128 + 44, the last block is clamped and overlaps
     "ragged_full_kl_other_head_tau": dict(shape=(13, 16, 300, 8), block_v=128, temperature=0.7,
-                                          want_entropy=True, want_kl="full"),
+                                          want_entropy=True, want_kl="full",
+                                          want_mean_logprob=True),
     "ragged_k3": dict(shape=(13, 16, 300, 8), block_v=128, temperature=1.3, want_kl="k3"),
+    # the mean over V must skip the overlap columns of the clamped last block
+    "ragged_mean_logprob_only": dict(shape=(7, 8, 300, None), block_v=128, temperature=0.6,
+                                     want_mean_logprob=True),
     "even_blocks_logprob_only": dict(shape=(9, 8, 256, None), block_v=64),
     "one_block_larger_than_vocab": dict(shape=(5, 8, 100, 8), block_v=1024, want_entropy=True,
                                         want_kl="full"),
@@ -44,8 +48,9 @@ def test_xla_check_grads_float64(kl):
     def f(h, w):
       o = kernels_pallas.fused_logprobs(h, w, p["targets"], ref_hidden=p["ref_hidden"],
                                         ref_weight=p["ref_weight"], temperature=0.9,
-                                        want_entropy=True, want_kl=kl, impl="xla", block_v=16)
-      return o.logprobs, o.entropy, o.kl
+                                        want_entropy=True, want_kl=kl, want_mean_logprob=True,
+                                        impl="xla", block_v=16)
+      return o.logprobs, o.entropy, o.kl, o.mean_logprob
 
     check_grads(f, (p["hidden"], p["weight"]), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
@@ -57,8 +62,9 @@ def test_xla_does_not_materialise_logits():
 
   def loss(impl, h, w, y):
     o = kernels_pallas.fused_logprobs(h, w, y, ref_weight=w * 0.5, want_entropy=True,
-                                      want_kl="full", impl=impl, block_v=128)
-    return jnp.sum(o.logprobs) + jnp.sum(o.entropy) + jnp.sum(o.kl)
+                                      want_kl="full", want_mean_logprob=True, impl=impl,
+                                      block_v=128)
+    return jnp.sum(o.logprobs) + jnp.sum(o.entropy) + jnp.sum(o.kl) + jnp.sum(o.mean_logprob)
 
   def temp_bytes(impl):
     fn = jax.jit(jax.grad(functools.partial(loss, impl), argnums=(0, 1)))

@@ -20,7 +20,7 @@ def _mesh(shape, axis_type=jax.sharding.AxisType.Auto):
 
 
 def _call(problem, mesh, *, sharded, **kwargs):
-  """(outputs, d hidden, d weight) under the problem's cotangent on (logp, entropy, kl)."""
+  """(outputs, d hidden, d weight) under the problem's cotangent on (logp, entropy, kl, mlp)."""
   ref = dict(ref_hidden=problem["ref_hidden"], ref_weight=problem["ref_weight"]) \
       if kwargs.get("want_kl") else {}
 
@@ -33,7 +33,8 @@ def _call(problem, mesh, *, sharded, **kwargs):
                                         **{k: v for k, v in kwargs.items()
                                            if k not in ("token_axes", "impl", "interpret",
                                                         "block_v", "block_t", "check_vma")})
-    return o, tuple(jnp.zeros_like(o.logprobs) if x is None else x for x in o[:3])
+    outs = (o.logprobs, o.entropy, o.kl, o.mean_logprob)
+    return o, tuple(jnp.zeros_like(o.logprobs) if x is None else x for x in outs)
 
   def loss(h, w):
     _, outs = outputs(h, w)
@@ -47,14 +48,16 @@ def _call(problem, mesh, *, sharded, **kwargs):
 @pytest.mark.parametrize("shape,token_axes,kwargs", [
     ((2, 2, 2), ("data", "fsdp"), dict(want_entropy=True)),
     ((2, 2, 2), ("data", "fsdp"), dict(want_entropy=True, impl="xla", explicit=True)),
-    ((1, 2, 4), "fsdp", dict(want_entropy=True, want_kl="full", temperature=0.7, impl="xla")),
+    ((1, 2, 4), "fsdp", dict(want_entropy=True, want_kl="full", temperature=0.7, impl="xla",
+                             want_mean_logprob=True)),
+    ((1, 1, 8), None, dict(want_mean_logprob=True, temperature=0.6, impl="xla", block_v=16)),
     ((1, 2, 4), "fsdp", dict(want_entropy=True, want_kl="full", temperature=0.7, impl="xla",
                              check_vma=False)),
     ((1, 1, 8), None, dict(want_kl="k3", impl="xla", block_v=8)),
     ((2, 1, 4), "data", dict(want_entropy=True, want_kl="full", impl="tpu", interpret=True,
-                             block_v=128)),
+                             block_v=128, want_mean_logprob=True)),
     ((1, 2, 4), "fsdp", dict(want_entropy=True, want_kl="k3", impl="gpu", interpret=True,
-                             block_t=16, block_v=16)),
+                             block_t=16, block_v=16, want_mean_logprob=True)),
 ])
 def test_vocab_sharded_matches_oracle_and_dense_gradients(shape, token_axes, kwargs):
   problem = make_problem(3, 8, 16, 256, d_ref=12)
@@ -71,6 +74,10 @@ def test_vocab_sharded_matches_oracle_and_dense_gradients(shape, token_axes, kwa
   if kwargs.get("want_kl"):
     assert_close(out.kl, oracle["kl_full" if kwargs["want_kl"] == "full" else "k3"], 1e-4, "kl")
     assert_close(out.ref_logprobs, oracle["ref_logprobs"], 1e-5, "ref_logprobs")
+  if kwargs.get("want_mean_logprob"):
+    assert_close(out.mean_logprob, oracle["mean_logprob"], 1e-5, "mean_logprob")
+  else:
+    assert out.mean_logprob is None
   _, dense_grads = _call(problem, mesh, sharded=False, **kwargs)
   for name, g, e in zip(("d hidden", "d weight"), grads, dense_grads):
     assert_close(g, e, 1e-4, name)
