@@ -19,12 +19,44 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
 from jaxrl_llm import data, models, sharding, training  # noqa: E402
 from jaxrl_llm.models import lora  # noqa: E402
+from jaxrl_llm.losses import pear as pear_lib  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
+from jaxrl_llm.training.sft import behavior_logprobs_from_examples  # noqa: E402
+
+PEAR_BEHAVIORS = ("init", "data")
+PEAR_OPTIONS = ("mode", "gamma", "clip_low", "clip_high", "block_size", "log_weight_clip")
+
+
+def pear_config(c):
+  """``None`` (plain SFT: no ``pear`` block, or ``pear.enabled`` False) or
+  ``(behavior, options)`` for PEAR's importance-weighted SFT (configs/pear_arithmetic.py).
+
+  ``behavior``: where ``pi_beta`` (the policy that generated the SFT data) comes from:
+  ``"init"`` a frozen copy of the initial model (our synthetic tasks' reference answers
+  were not sampled from any model, so the initial policy stands in for it), ``"data"``
+  per-token log-probs in each example's ``metadata["behavior_logprobs"]``.
+  ``options``: the keyword options of ``losses.pear.pear_weights``, checked here.
+  """
+  block = c.get("pear")
+  if block is None or not block.get("enabled", False):
+    return None
+  behavior = block.get("behavior", "init")
+  if behavior not in PEAR_BEHAVIORS:
+    raise ValueError(f"pear.behavior must be one of {PEAR_BEHAVIORS}, got {behavior!r}")
+  options = {k: block[k] for k in PEAR_OPTIONS if k in block}
+  if "log_weight_clip" in options:
+    options["log_weight_clip"] = tuple(float(x) for x in options["log_weight_clip"])
+  try:  # every option checked before anything is built
+    pear_lib.pear_weights(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)), **options)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"config.pear: {e}") from None
+  return behavior, options
 
 
 def validate(c):
@@ -39,6 +71,7 @@ def validate(c):
   if c.resume and not (os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir)):
     raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
   setup.lora_config(c)
+  pear_config(c)
 
 
 def run(c) -> dict:
@@ -52,12 +85,20 @@ def run(c) -> dict:
   stops = setup.stop_tokens(config, tokenizer)
   mesh, params = setup.shard_on_mesh(c.get("mesh"), config, params)
   setup.check_distributed_mesh(mesh)
+  pear = pear_config(c)
+  behavior_params = behavior_fn = None
+  if pear is not None and pear[0] == "init":
+    # pi_beta = the initial model, frozen (a copy: the train step donates the state).
+    behavior_params = jax.tree.map(jnp.copy, params)
+    behavior_fn = jax.jit(lambda p, tokens, attn: training.sequence_logprobs(
+        config, p, tokens, attn, mesh=mesh).logprobs)
   params, lora_cfg = setup.apply_lora(c, params, config, mesh)
   policy_view = setup.sampling_view(lora_cfg)
   optimizer = setup.build_optimizer(c.optim, c.steps)
   state = training.init_train_state(params, optimizer)
   step_fn = jax.jit(training.make_sft_step(config, optimizer,
-                                           num_micro_batches=c.num_micro_batches, mesh=mesh),
+                                           num_micro_batches=c.num_micro_batches, mesh=mesh,
+                                           pear=None if pear is None else pear[1]),
                     donate_argnums=0)
   start, state, position, writer, ckpt = setup.open_run(c, state)
 
@@ -83,14 +124,22 @@ def run(c) -> dict:
       batch = training.sft_batch(tokenizer, examples, c.max_length, c.task.add_bos, echo)
     except ValueError as e:
       raise ValueError(f"config.max_length={c.max_length} is too short: {e}") from None
+    if pear is not None and pear[0] == "data":
+      batch["behavior_logprobs"] = behavior_logprobs_from_examples(examples, batch)
     if mesh is not None:
       batch = sharding.shard_batch(batch, mesh, global_rows=c.batch_size)
+    if behavior_fn is not None:
+      batch["behavior_logprobs"] = behavior_fn(behavior_params, batch["tokens"],
+                                               batch["attention_mask"])
     state, m = step_fn(state, batch)
     m = metrics_lib.to_floats(m)
     metrics_lib.check_finite(m, step + 1)
     dt = time.time() - t0
     record = {"train/loss": m["loss"], "train/grad_norm": m["grad_norm"],
               "perf/tokens_per_s": m["tokens"] / dt, "perf/step_time_s": dt}
+    if pear is not None:  # the weighted loss, the plain NLL and PEAR's weight statistics
+      record.update({"train/nll": m["nll"]},
+                    **{f"train/{k}": v for k, v in m.items() if k.startswith("pear_")})
     writer.write(step + 1, record)
     if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
       accuracy = evaluate(step + 1)
