@@ -3,7 +3,8 @@
 The aggregation modes are those of verl's ``agg_loss`` (verl 0.9.1,
 ``verl/trainer/ppo/core_algos.py``); ``aggregate`` returns them as a
 ``(total, count)`` pair such that ``total / count`` equals verl's value on the
-same inputs (local micro-batch, ``dp_size = 1``). Deliberate differences, all
+same inputs (local micro-batch, ``dp_size = 1``); ``token-sum-norm-rows`` is
+TRL's Dr. GRPO normaliser, which verl lacks. Deliberate differences, all
 for robustness:
 
 * values outside the mask never leak in (``where(mask, values, 0)``): verl's
@@ -26,6 +27,7 @@ AGGREGATION_MODES = (
     "seq-mean-token-mean",
     "seq-mean-token-sum",
     "seq-mean-token-sum-norm",
+    "token-sum-norm-rows",
 )
 
 
@@ -99,18 +101,24 @@ def aggregate(values: jax.Array, mask: jax.Array, mode: str = "token-mean", *,
   seq-mean-token-mean        ``sum_{i: n_i>0} S_i / n_i``                 ``K``
   seq-mean-token-sum         ``sum_i S_i``                                ``K``
   seq-mean-token-sum-norm    ``sum_i S_i / horizon``                      ``K``
+  token-sum-norm-rows        ``sum_i S_i / horizon``                      ``B``
   =========================  ===========================================  =========
 
   ``seq-mean-token-sum-norm`` is Dr. GRPO's constant-length normaliser (Liu et al.
   2025, "Understanding R1-Zero-Like Training"); ``horizon`` defaults to ``T``
-  (verl's ``loss_scale_factor``). Fully masked rows are excluded from the
-  sequence means; an all-masked batch gives ``total == count == 0``.
+  (verl's ``loss_scale_factor``). ``token-sum-norm-rows`` is TRL's version of it
+  (TRL 1.16 ``loss_type="dr_grpo"``: ``sum loss * m / (B * max_completion_length)``,
+  i.e. ``horizon = max_completion_length``): it divides by all ``B`` rows, fully
+  masked ones included, where verl divides by the ``K`` non-empty rows; it is not
+  one of verl's modes. Fully masked rows are excluded from the other sequence
+  means; an all-masked batch gives ``total == count == 0`` (``token-sum-norm-rows``:
+  ``total == 0, count == B``, so the mean is 0 as well).
 
   Args:
     values: ``[B, T]`` per-token values.
     mask: ``[B, T]`` bool or 0/1 mask of counted tokens.
     mode: one of ``AGGREGATION_MODES``.
-    horizon: constant length for ``seq-mean-token-sum-norm``.
+    horizon: constant length for ``seq-mean-token-sum-norm`` and ``token-sum-norm-rows``.
 
   Returns:
     ``(total, count)`` scalars in ``promote_types(values.dtype, float32)``.
@@ -133,9 +141,11 @@ def aggregate(values: jax.Array, mask: jax.Array, mode: str = "token-mean", *,
     return jnp.sum(safe_mean(row_sum, row_count)), num_rows
   if mode == "seq-mean-token-sum":
     return jnp.sum(row_sum), num_rows
-  # seq-mean-token-sum-norm
+  # seq-mean-token-sum-norm, token-sum-norm-rows
   if horizon is None:
     horizon = values.shape[-1]
   if not isinstance(horizon, jax.Array) and horizon <= 0:
     raise ValueError(f"horizon must be positive, got {horizon}")
+  if mode == "token-sum-norm-rows":
+    return jnp.sum(row_sum) / horizon, jnp.asarray(values.shape[0], values.dtype)
   return jnp.sum(row_sum) / horizon, num_rows

@@ -10,14 +10,18 @@ from . import reference_numpy as ref
 VALUES = np.array([[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]], np.float32)
 MASK = np.array([[1, 1, 0], [0, 0, 0], [1, 1, 1]], np.float32)
 
-# Hand-computed: S = [3, 0, 24], n = [2, 0, 3], N = 5, K = 2, T = 3.
+# Hand-computed: S = [3, 0, 24], n = [2, 0, 3], N = 5, K = 2, T = 3, B = 3.
 HAND = {
     "token-mean": (27.0, 5.0),
     "token-sum": (27.0, 1.0),
     "seq-mean-token-mean": (1.5 + 8.0, 2.0),
     "seq-mean-token-sum": (27.0, 2.0),
     "seq-mean-token-sum-norm": (27.0 / 3.0, 2.0),
+    # TRL dr_grpo: (3 + 0 + 24) / (B * T) = 27 / 9, the empty row counts (verl: 27 / 6).
+    "token-sum-norm-rows": (27.0 / 3.0, 3.0),
 }
+# verl's agg_loss modes (token-sum-norm-rows is TRL's, checked by hand above and below).
+VERL_MODES = [m for m in losses.AGGREGATION_MODES if m != "token-sum-norm-rows"]
 
 
 @pytest.mark.parametrize("mode", losses.AGGREGATION_MODES)
@@ -30,6 +34,14 @@ def test_horizon_and_bool_mask():
   total, count = losses.aggregate(jnp.asarray(VALUES), jnp.asarray(MASK, bool),
                                   "seq-mean-token-sum-norm", horizon=10.0)
   np.testing.assert_allclose(losses.safe_mean(total, count), 27.0 / 10.0 / 2.0, rtol=1e-6)
+  # TRL dr_grpo with max_completion_length = 10: 27 / (B * 10) = 27 / 30.
+  total, count = losses.aggregate(jnp.asarray(VALUES), jnp.asarray(MASK, bool),
+                                  "token-sum-norm-rows", horizon=10.0)
+  np.testing.assert_allclose(losses.safe_mean(total, count), 27.0 / 30.0, rtol=1e-6)
+  # Gradient: d/dv_it of sum_i S_i / (B * horizon) = m_it / 30.
+  g = jax.grad(lambda v: losses.safe_mean(*losses.aggregate(
+      v, jnp.asarray(MASK), "token-sum-norm-rows", horizon=10.0)))(jnp.asarray(VALUES))
+  np.testing.assert_allclose(g, MASK / 30.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("mode", losses.AGGREGATION_MODES)
@@ -48,13 +60,14 @@ def test_all_masked_batch_gives_zero_count_and_zero_mean(mode):
   mask = jnp.zeros((2, 3))
   f = lambda x: losses.aggregate(x, mask, mode)
   total, count = f(jnp.ones((2, 3)))
-  assert float(count) == 0.0 and float(total) == 0.0
+  # token-sum-norm-rows counts every row (TRL divides by B), the others count nothing.
+  assert float(count) == (2.0 if mode == "token-sum-norm-rows" else 0.0) and float(total) == 0.0
   mean_fn = lambda x: losses.safe_mean(*f(x))
   assert float(mean_fn(jnp.ones((2, 3)))) == 0.0
   np.testing.assert_array_equal(jax.grad(mean_fn)(jnp.ones((2, 3))), 0.0)
 
 
-@pytest.mark.parametrize("mode", losses.AGGREGATION_MODES)
+@pytest.mark.parametrize("mode", VERL_MODES)
 def test_matches_verl_agg_loss(mode):
   rng = np.random.default_rng(0)
   loss = rng.normal(size=(5, 6))

@@ -74,7 +74,8 @@ def _random_batch(seed, b=6, t=5):
   return old, logp, seq_adv, mask
 
 
-@pytest.mark.parametrize("mode", losses.AGGREGATION_MODES)
+@pytest.mark.parametrize("mode", [m for m in losses.AGGREGATION_MODES
+                                  if m != "token-sum-norm-rows"])  # verl's modes
 def test_ppo_matches_verl_vanilla_dual_clip(mode):
   old, logp, seq_adv, mask = _random_batch(0)
   adv = np.broadcast_to(seq_adv[:, None], logp.shape)
