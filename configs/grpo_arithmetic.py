@@ -23,12 +23,16 @@ def get_config():
       "kl": "k3", "kl_coef": 0.0, "entropy_coef": 0.0,
       "group_size": 16, "batch_size": 512, "ppo_epochs": 1, "num_minibatches": 1,
       "num_micro_batches": 1, "dynamic_sampling": False, "max_sampling_rounds": 3,
-      "overlong_cache": 0, "tis_cap": 0.0, "tis_level": "token", "tis_mode": "truncate",
+      "tis_cap": 0.0, "tis_level": "token", "tis_mode": "truncate",
       "value_coef": 0.5, "value_clip": 0.2, "value_trunk_grad": True, "gamma": 1.0,
       "lam": 1.0,
       # Registered hooks (losses.get_reward_shaping, training.rollout.PROMPT_TRANSFORMS).
       "reward_shaping": "none", "reward_shaping_kwargs": ConfigDict(),
-      "prompt_transform": "identity"})
+      "prompt_transform": "identity",
+      # Weight of the policy loss (0: entropy / KL terms only, 1-shot RLVR's ablation).
+      "pg_coef": 1.0,
+      # training.rollout.BATCH_AUGMENTERS: rows or extras added between rollout and prepare.
+      "batch_augment": "none", "batch_augment_kwargs": ConfigDict()})
   c.lora = sft_arithmetic.lora_block()
   c.optim = ConfigDict({"learning_rate": 5e-4, "warmup_steps": 10, "end_factor": 1.0,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})

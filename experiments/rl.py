@@ -52,10 +52,36 @@ def advantage_options(r) -> dict:
   return {**shared, **setup.as_dict(r.advantage_kwargs)}
 
 
+def _policy_loss(r):
+  try:
+    return losses.get_policy_loss_entry(r.loss)
+  except ValueError as e:
+    raise ValueError(f"rl.loss: {e}") from None
+
+
 def validate(c):
   """Fails fast, before any model is built, on inconsistent or unknown options."""
   r = c.rl
-  losses.get_policy_loss(r.loss)
+  pg = _policy_loss(r)
+  losses.check_options(pg.fn, setup.as_dict(r.loss_kwargs), f"rl.loss {r.loss!r}", skip=4)
+  augment = rollout.get_batch_augmenter(r.get("batch_augment", "none"))
+  losses.check_options(augment.fn, setup.as_dict(r.get("batch_augment_kwargs", {})),
+                       f"rl.batch_augment {r.get('batch_augment', 'none')!r}", skip=2)
+  missing = sorted(set(pg.extras) - set(augment.provides))
+  if missing:
+    raise ValueError(f"rl.loss {r.loss!r} needs batch extras {missing}, which rl.batch_augment="
+                     f"{r.get('batch_augment', 'none')!r} does not provide; augmenters: "
+                     + ", ".join(f"{k} -> {list(v.provides)}"
+                                 for k, v in sorted(rollout.BATCH_AUGMENTERS.items())))
+  if "ref_logprobs" in pg.inputs and not r.kl:
+    raise ValueError(f"rl.loss {r.loss!r} reads reference log-probs: set rl.kl (e.g. 'k3', "
+                     "with rl.kl_coef=0 for no KL term) so a frozen reference is kept")
+  if pg.whole_groups and r.num_minibatches > 1 and (
+      (r.batch_size // r.num_minibatches) % (r.group_size * r.num_micro_batches)):
+    raise ValueError(f"rl.loss {r.loss!r} needs whole groups per micro-batch: "
+                     f"rl.batch_size / rl.num_minibatches = {r.batch_size // r.num_minibatches} "
+                     f"must be a multiple of rl.group_size * rl.num_micro_batches = "
+                     f"{r.group_size * r.num_micro_batches}")
   est = _estimator(r)
   losses.check_options(est.fn, advantage_options(r), f"rl.advantage {r.advantage!r}", skip=1)
   if r.kl:
@@ -110,7 +136,8 @@ def make_step(c, config, optimizer, mesh=None):
       advantage_kwargs=advantage_options(r), kl=r.kl or None, kl_coef=r.kl_coef,
       entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
       value_trunk_grad=r.value_trunk_grad, tis=tis, temperature=c.sampling.temperature,
-      num_micro_batches=r.num_micro_batches, single_update=single_update(r), mesh=mesh)
+      num_micro_batches=r.num_micro_batches, single_update=single_update(r),
+      pg_coef=r.get("pg_coef", 1.0), mesh=mesh)
 
 
 def sampling_options(c) -> dict:
@@ -173,7 +200,9 @@ def run(c) -> dict:
   bar = tqdm.tqdm(range(start, c.steps), initial=start, total=c.steps, desc=f"rl[{r.loss}/"
                   f"{r.advantage}]",
                   disable=not c.progress_bar or not setup.is_main_process())
-  mb_size = r.batch_size // r.num_minibatches
+  augment = rollout.get_batch_augmenter(r.get("batch_augment", "none"))
+  augment_kwargs = setup.as_dict(r.get("batch_augment_kwargs", {}))
+  whole_groups = _policy_loss(r).whole_groups
   for it in bar:
     t0 = time.time()
     key = jax.random.fold_in(base_key, it)
@@ -183,12 +212,25 @@ def run(c) -> dict:
                                   reward_fn, sample_key, **rollout_opts)
     position = ro.position
     t_sample = time.time() - t0
-    batch = ro.batch if mesh is None else training.place_batch(ro.batch, mesh)
+    batch, aug_metrics = augment.fn(ro.batch, ro, tokenizer=tokenizer,
+                                    key=jax.random.fold_in(shuffle_key, 1 << 20), step=it,
+                                    **augment_kwargs)
+    batch = batch if mesh is None else training.place_batch(batch, mesh)
     ref = lora.base_params(state.params) if lora_cfg is not None and r.kl else ref_params
     prepared, prep_metrics = prepare(state, batch, ref)
     upd_metrics = []
+    rows = prepared.num_rows
+    if rows % r.num_minibatches:
+      raise ValueError(f"the batch has {rows} rows (after rl.batch_augment), not divisible by "
+                       f"rl.num_minibatches={r.num_minibatches}")
+    mb_size = rows // r.num_minibatches
     for epoch in range(r.ppo_epochs):
-      perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), r.batch_size)
+      epoch_key = jax.random.fold_in(shuffle_key, epoch)
+      if whole_groups:  # shuffle groups of G contiguous rows, keep each group whole
+        groups = jax.random.permutation(epoch_key, rows // r.group_size)
+        perm = (groups[:, None] * r.group_size + jnp.arange(r.group_size)[None]).reshape(-1)
+      else:
+        perm = jax.random.permutation(epoch_key, rows)
       for k in range(r.num_minibatches):
         mb = prepared if single_update(r) else training.take_rows(
             prepared, perm[k * mb_size:(k + 1) * mb_size])
@@ -216,6 +258,10 @@ def run(c) -> dict:
       record[f"mismatch/{k}"] = pm[f"mismatch/{k}"]
     if "value_loss" in um:
       record["train/value_loss"] = um["value_loss"]
+    # Method-specific metrics (a loss's own diagnostics, an augmenter's counts).
+    for k, v in {**um, **metrics_lib.to_floats(aug_metrics)}.items():
+      name = f"train/{k}" if not k.startswith("mismatch/") else k
+      record.setdefault(name, v)
     writer.write(it + 1, record)
     if (it + 1) % c.eval_every == 0 or it + 1 == c.steps:
       accuracy = evaluate(it + 1)

@@ -62,11 +62,14 @@ from jaxrl_llm.losses.preference import (
     simpo_loss,
 )
 from jaxrl_llm.losses.registry import (
+    POLICY_INPUTS,
     AdvantageEstimator,
+    PolicyLoss,
     check_options,
     get_advantage_estimator,
     get_kl,
     get_policy_loss,
+    get_policy_loss_entry,
     get_reward_shaping,
     terminal_rewards,
 )

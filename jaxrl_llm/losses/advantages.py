@@ -35,12 +35,16 @@ class AdvantageInputs(NamedTuple):
              be contiguous nor of equal size).
   values:    [B, T] float critic values ``V(s_t)``, or None (only estimators
              registered with ``uses_values=True`` read them).
+  is_off_policy: [B] bool rows not sampled from the current policy (external
+             demonstrations, hinted rerolls), or None (all on-policy); estimators
+             with an on-policy-only baseline read it.
   """
 
   rewards: jax.Array
   mask: jax.Array
   group_ids: jax.Array
   values: Optional[jax.Array] = None
+  is_off_policy: Optional[jax.Array] = None
 
 
 class AdvantageOutput(NamedTuple):

@@ -3,7 +3,8 @@
 Everything a method may swap is reached through one table here, and every entry
 of one table has one signature, so callers never branch on a name:
 
-* policy losses:  ``fn(logprobs, old_logprobs, advantages, mask, **options) -> LossOutput``
+* policy losses:  ``fn(logprobs, old_logprobs, advantages, mask, *, <inputs>, **options) -> LossOutput``
+  (a :class:`PolicyLoss` row also names the extra inputs and batch extras it reads)
 * advantages:     ``estimator(AdvantageInputs, **options) -> AdvantageOutput``
   (adapters below over the pure math of :mod:`jaxrl_llm.losses.advantages`;
   adding an estimator is one adapter and one table row in this file)
@@ -25,14 +26,65 @@ import jax.numpy as jnp
 from jaxrl_llm.losses import advantages, dapo, divergences, policy
 from jaxrl_llm.losses.advantages import AdvantageInputs, AdvantageOutput
 
-POLICY_LOSSES = types.MappingProxyType({
-    "ppo": policy.ppo_policy_loss,
-    "vanilla": policy.ppo_policy_loss,
-    "gspo": policy.gspo_policy_loss,
-    "cispo": policy.cispo_policy_loss,
-    "reinforce": policy.reinforce_loss,
-    "gpg": policy.gpg_policy_loss,
-})
+# What ``training.make_rl_step`` can pass a policy loss beyond its four arrays (see
+# :class:`PolicyLoss`): RolloutBatch fields, forward statistics of the current policy
+# and the optimiser step.
+POLICY_INPUTS = (
+    "rewards",               # [B] float
+    "group_ids",             # [B] int
+    "is_off_policy",         # [B] bool
+    "sampler_logprobs",      # [B, N] the sampler's log-probs
+    "ref_logprobs",          # [B, N] frozen reference (needs a reference model)
+    "entropy",               # [B, N] entropy of the current policy
+    "mean_logprobs",         # [B, N] (1/V) sum_a log pi(a | s_t), current policy
+    "old_mean_logprobs",     # [B, N] the same under the behaviour policy
+    "self_reward_logprobs",  # [B] log pi(z_c | x, y, EOS) (LaSeR's appended token)
+    "step",                  # int32 scalar: optimiser steps taken before this update
+    "extras",                # the batch's extras mapping, whole
+)
+
+
+class PolicyLoss(NamedTuple):
+  """A registered policy loss.
+
+  ``fn(logprobs, old_logprobs, advantages, mask, *, <inputs>, **options) -> LossOutput``:
+  the step passes each name in ``inputs`` (from :data:`POLICY_INPUTS`) as a keyword
+  argument; ``options`` come from the config. ``extras`` names the
+  ``RolloutBatch.extras`` keys the loss reads; the step fails at its first update,
+  naming them, when the batch lacks one. ``whole_groups``: the loss couples the rows
+  of a prompt's group (e.g. PACS's per-group baseline and class weights), so the
+  loop's minibatches and micro-batches must hold whole groups.
+  """
+
+  fn: Callable[..., "LossOutput"]
+  inputs: tuple = ()
+  extras: tuple = ()
+  whole_groups: bool = False
+
+  def __call__(self, *args, **kwargs):
+    return self.fn(*args, **kwargs)
+
+
+_POLICY_LOSS_ROWS = {
+    "ppo": PolicyLoss(policy.ppo_policy_loss),
+    "vanilla": PolicyLoss(policy.ppo_policy_loss),
+    "gspo": PolicyLoss(policy.gspo_policy_loss),
+    "cispo": PolicyLoss(policy.cispo_policy_loss),
+    "reinforce": PolicyLoss(policy.reinforce_loss),
+    "gpg": PolicyLoss(policy.gpg_policy_loss),
+}
+
+
+def _check_policy_rows(rows):
+  for name, row in rows.items():
+    bad = sorted(set(row.inputs) - set(POLICY_INPUTS))
+    if bad:
+      raise ValueError(f"policy loss {name!r} asks for unknown inputs {bad}; known: "
+                       f"{', '.join(POLICY_INPUTS)}")
+  return types.MappingProxyType(rows)
+
+
+POLICY_LOSSES = _check_policy_rows(_POLICY_LOSS_ROWS)
 
 
 # ---- advantage estimators: one protocol --------------------------------------------------
@@ -204,7 +256,13 @@ def check_options(fn: Callable, options, what: str, skip: int = 0) -> dict:
 
 
 def get_policy_loss(name: str) -> Callable:
-  """``fn(logprobs, old_logprobs, advantages, mask, **options) -> LossOutput``."""
+  """``fn(logprobs, old_logprobs, advantages, mask, **options) -> LossOutput``
+  (the function itself; :func:`get_policy_loss_entry` also says what else it reads)."""
+  return _lookup(POLICY_LOSSES, name, "policy loss").fn
+
+
+def get_policy_loss_entry(name: str) -> PolicyLoss:
+  """The :class:`PolicyLoss` registered under ``name`` (its function, inputs and extras)."""
   return _lookup(POLICY_LOSSES, name, "policy loss")
 
 

@@ -57,19 +57,22 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
                  value_trunk_grad: bool = True, tis: Optional[dict] = None,
                  temperature: float = 1.0, num_micro_batches: int = 1,
                  single_update: bool = False, logprob_impl: str = "auto",
-                 mesh=None) -> RLStep:
+                 pg_coef: float = 1.0, mesh=None) -> RLStep:
   """Builds the pure RL prepare/update functions.
 
   The minimised objective per optimiser step is
 
-      L = L_pg(lp, lp_old, A) + kl_coef * mean_t KL_est(lp, lp_ref)
+      L = pg_coef * L_pg(lp, lp_old, A) + kl_coef * mean_t KL_est(lp, lp_ref)
           - entropy_coef * mean_t H_t + value_coef * L_V      (L_V only with a critic)
 
   with ``L_pg`` the registered policy loss ``loss``, ``A`` from the registered
   advantage estimator ``advantage`` (``losses.get_advantage_estimator``: one
   signature for all, so nothing here depends on which), ``KL_est`` the
   registered estimator ``kl`` (e.g. ``"k3"``, GRPO's choice) against a frozen
-  reference. Means are over ``loss_mask`` tokens. An estimator registered with
+  reference. Means are over ``loss_mask`` tokens. A policy loss registered with
+  ``inputs`` (``losses.PolicyLoss``, e.g. PACS's rewards and groups, ROVER's
+  per-position mean log-probs) gets them as keyword arguments; the batch's
+  ``extras`` it names must be present. An estimator registered with
   ``uses_values`` (GAE) gets a linear value head on the policy's hidden states,
   i.e. PPO with a shared trunk, unless ``value_trunk_grad=False``.
 
@@ -97,11 +100,20 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
       (unless the critic needs the hidden states) and ``update`` takes
       ``stop_gradient(lp)`` for them; same update, one forward fewer.
     logprob_impl: backend of the fused log-prob kernel.
+    pg_coef: weight of the policy loss (0: the entropy / KL terms alone, e.g. 1-shot
+      RLVR's entropy-only ablation, Wang et al. 2025, arXiv 2504.20571).
     mesh: the training mesh; when its ``tensor`` axis splits the vocabulary the
       log-probs are computed vocab-parallel (see ``training.sequence_logprobs``).
   """
-  pg_fn = losses.get_policy_loss(loss)
+  pg_entry = losses.get_policy_loss_entry(loss)
+  pg_fn = pg_entry.fn
   loss_kwargs = losses.check_options(pg_fn, loss_kwargs, f"policy loss {loss!r}", skip=4)
+  clash = sorted(set(loss_kwargs) & set(pg_entry.inputs))
+  if clash:
+    raise ValueError(f"{clash} of policy loss {loss!r} are filled in from the batch, not options")
+  pg_inputs = set(pg_entry.inputs)
+  want_mean = bool(pg_inputs & {"mean_logprobs", "old_mean_logprobs"})
+  needs_ref = kl is not None or "ref_logprobs" in pg_inputs
   estimator = losses.get_advantage_estimator(advantage)
   advantage_kwargs = losses.check_options(estimator.fn, advantage_kwargs,
                                           f"advantage estimator {advantage!r}", skip=1)
@@ -114,17 +126,61 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
   tis = dict(tis) if tis else None
   prepare_forward = use_value or not single_update
 
-  def logprobs_of(params, b: RolloutBatch, want_entropy):
+  def logprobs_of(params, b: RolloutBatch, want_entropy, want_mean_logprob=False):
+    extra = {"want_mean_logprob": True} if want_mean_logprob else {}
     return completion_logprobs(config, params, b.prompt_tokens, b.prompt_mask,
                                b.completion_tokens, b.completion_mask,
                                temperature=temperature, want_entropy=want_entropy,
-                               impl=logprob_impl, mesh=mesh)
+                               impl=logprob_impl, mesh=mesh, **extra)
 
   def mismatch(old_logprobs, b: RolloutBatch, mask):
-    """Sampler/trainer mismatch metrics (always) and the TIS weights (or None)."""
+    """Sampler/trainer mismatch metrics (always, over sampled rows: off-policy rows
+    have no sampler log-probs) and the TIS weights (or None)."""
+    on_policy = mask * (~b.is_off_policy.astype(bool))[:, None].astype(mask.dtype)
     w, is_metrics = losses.truncated_importance_weights(
-        old_logprobs, b.sampler_logprobs.astype(jnp.float32), mask, **(tis or {}))
+        old_logprobs, b.sampler_logprobs.astype(jnp.float32), on_policy, **(tis or {}))
+    if w is not None:  # off-policy rows keep weight 1
+      w = jnp.where(on_policy > 0, w, 1.0)
     return (w if tis is not None else None), {f"mismatch/{k}": v for k, v in is_metrics.items()}
+
+  def loss_inputs(b: RolloutBatch, cur, step):
+    """The keyword inputs ``pg_entry.inputs`` of the policy loss, from the batch and
+    the current forward ``cur`` (None: zeros of the right shapes, for the counts)."""
+    shape = b.loss_mask.shape
+    zeros = jnp.zeros(shape, jnp.float32)
+    missing = sorted(set(pg_entry.extras) - set(b.extras))
+    if missing:
+      raise ValueError(f"policy loss {loss!r} needs RolloutBatch.extras {missing} (a batch "
+                       f"augmenter, rl.batch_augment, provides them); the batch has "
+                       f"{sorted(b.extras) or 'none'}")
+    out = {}
+    for name in pg_entry.inputs:
+      if name == "rewards":
+        out[name] = b.rewards.astype(jnp.float32)
+      elif name == "group_ids":
+        out[name] = b.group_ids
+      elif name == "is_off_policy":
+        out[name] = b.is_off_policy.astype(bool)
+      elif name == "sampler_logprobs":
+        out[name] = b.sampler_logprobs.astype(jnp.float32)
+      elif name == "ref_logprobs":
+        out[name] = b.ref_logprobs if b.ref_logprobs is not None else zeros
+      elif name == "entropy":
+        out[name] = zeros if cur is None else cur.entropy
+      elif name == "mean_logprobs":
+        out[name] = zeros if cur is None else cur.mean_logprobs
+      elif name == "old_mean_logprobs":
+        if "old_mean_logprobs" in b.extras:
+          out[name] = b.extras["old_mean_logprobs"]
+        else:  # single_update: the behaviour policy is the current one
+          out[name] = zeros if cur is None else sg(cur.mean_logprobs)
+      elif name == "step":
+        out[name] = jnp.asarray(step, jnp.int32)
+      elif name == "extras":
+        out[name] = b.extras
+      else:
+        raise ValueError(f"make_rl_step cannot provide input {name!r} of policy loss {loss!r}")
+    return out
 
   def prepare(state: TrainState, batch: RolloutBatch, ref_params=None):
     check_rollout_batch(batch, group_size=group_size)
@@ -132,9 +188,12 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     metrics, fields = {}, {}
     values = None
     if prepare_forward:
-      cur = logprobs_of(lora.model_params(state.params), batch, want_entropy=True)
+      cur = logprobs_of(lora.model_params(state.params), batch, want_entropy=True,
+                        want_mean_logprob=want_mean)
       old_logprobs = sg(cur.logprobs)
       fields["old_logprobs"] = old_logprobs
+      if "old_mean_logprobs" in pg_inputs:
+        fields["extras"] = dict(batch.extras, old_mean_logprobs=sg(cur.mean_logprobs))
       metrics["entropy"] = masked_mean(cur.entropy, mask)
       fields["is_weights"], mm = mismatch(old_logprobs, batch, mask)
       metrics.update(mm)
@@ -142,14 +201,17 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
         values = sg(value_head_apply(state.value_params, cur.hidden)) * mask
         fields["old_values"] = values
         metrics["value_mean"] = masked_mean(values, mask)
-    if kl_fn is not None:
+    if needs_ref:
       if ref_params is None:
-        raise ValueError(f"kl={kl!r} needs ref_params (a frozen reference model)")
+        why = f"kl={kl!r}" if kl is not None else f"policy loss {loss!r}"
+        raise ValueError(f"{why} needs ref_params (a frozen reference model)")
       fields["ref_logprobs"] = sg(logprobs_of(ref_params, batch, want_entropy=False).logprobs)
-      if "old_logprobs" in fields:
+      if kl_fn is not None and "old_logprobs" in fields:
         metrics["kl"] = masked_mean(kl_fn(fields["old_logprobs"], fields["ref_logprobs"]), mask)
     out = estimator(losses.AdvantageInputs(batch.rewards.astype(jnp.float32), mask,
-                                           batch.group_ids, values), **advantage_kwargs)
+                                           batch.group_ids, values,
+                                           batch.is_off_policy.astype(bool)),
+                    **advantage_kwargs)
     fields["advantages"] = sg(out.advantages.astype(jnp.float32) * mask)
     if use_value:
       fields["returns"] = sg(out.returns)
@@ -157,11 +219,11 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     metrics["advantage_abs_mean"] = masked_mean(jnp.abs(fields["advantages"]), mask)
     return batch.replace(**fields), metrics
 
-  def terms_fn(all_params, mb: RolloutBatch, state_params):
+  def terms_fn(all_params, mb: RolloutBatch, state_params, step):
     trainable, value_params = all_params
     params = lora.model_params(state_params, trainable)
     mask = mb.loss_mask.astype(jnp.float32)
-    cur = logprobs_of(params, mb, want_entropy=True)
+    cur = logprobs_of(params, mb, want_entropy=True, want_mean_logprob=want_mean)
     metrics = {}
     old_logprobs, is_weights = mb.old_logprobs, mb.is_weights
     if old_logprobs is None:  # single_update: lp_old = lp at this (only) step
@@ -169,7 +231,7 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
       is_weights, mm = mismatch(old_logprobs, mb, mask)
       metrics.update(mm)
     pg = pg_fn(cur.logprobs, old_logprobs, mb.advantages, mask, is_weights=is_weights,
-               **loss_kwargs)
+               **loss_inputs(mb, cur, step), **loss_kwargs)
     totals = {"pg": pg.total, "entropy": masked_sum(cur.entropy, mask)}
     metrics.update(pg.metrics)
     if kl_fn is not None:
@@ -182,26 +244,27 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
       metrics.update(vf.metrics)
     return totals, metrics
 
-  def counts_of(batch: RolloutBatch):
-    """Counts of the whole batch: the policy loss's count is its aggregation's count."""
+  def counts_of(batch: RolloutBatch, step):
+    """Counts of the whole batch: the policy loss's count is its aggregation's count
+    (a count depends on masks and groups, never on log-prob values)."""
     mask = batch.loss_mask.astype(jnp.float32)
     zeros = jnp.zeros(mask.shape, jnp.float32)
-    pg = pg_fn(zeros, zeros, zeros, mask, **loss_kwargs)
+    pg = pg_fn(zeros, zeros, zeros, mask, **loss_inputs(batch, None, step), **loss_kwargs)
     tokens = jnp.sum(mask)
     return {"pg": pg.count, "entropy": tokens, "kl": tokens, "value": tokens}
 
-  coefs = {"pg": 1.0, "kl": kl_coef, "entropy": -entropy_coef,
+  coefs = {"pg": pg_coef, "kl": kl_coef, "entropy": -entropy_coef,
            "value": value_coef if use_value else 0.0}
   required = (("advantages",) + (() if single_update else ("old_logprobs",))
-              + (("ref_logprobs",) if kl_fn is not None else ())
+              + (("ref_logprobs",) if needs_ref else ())
               + (("old_values", "returns") if use_value else ()))
 
   def update(state: TrainState, batch: RolloutBatch):
     check_rollout_batch(batch, require=required)
-    counts = counts_of(batch)
+    counts = counts_of(batch, state.step)
     trained = (lora.trainable(state.params), state.value_params)
     loss_value, grads, terms, metrics = accumulate_gradients(
-        lambda p, mb: terms_fn(p, mb, state.params), trained, batch, counts, coefs,
+        lambda p, mb: terms_fn(p, mb, state.params, state.step), trained, batch, counts, coefs,
         num_micro_batches)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, trained)

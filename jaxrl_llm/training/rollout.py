@@ -120,6 +120,7 @@ class _Round(NamedTuple):
   out: sampling.SampleOutput  # device, B * G rows
   mask: jax.Array            # [B*G, N] device completion mask (after stop strings)
   texts: list
+  examples: list = []        # the B examples
 
 
 def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
@@ -151,7 +152,7 @@ def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
       cuts[i], texts[i] = stop_string_cut(tokenizer, host_tokens[i], t, stop_strings)
     if np.any(cuts < max_new_tokens):
       comp_mask = comp_mask & (jnp.arange(max_new_tokens)[None] < jnp.asarray(cuts)[:, None])
-  return _Round(tokens, mask, out, comp_mask, texts)
+  return _Round(tokens, mask, out, comp_mask, texts, list(examples))
 
 
 def score(reward_fn: Callable, texts: Sequence[str], examples, group_size: int) -> np.ndarray:
@@ -165,6 +166,7 @@ class Rollouts(NamedTuple):
   task_rewards: np.ndarray  # [B] verifiable reward before shaping (host)
   metrics: dict             # floats
   position: object          # the data position after the examples used
+  examples: list = []       # the data example of each group, in group order
 
 
 def _left_pad_to(x: np.ndarray, width: int) -> np.ndarray:
@@ -267,7 +269,44 @@ def collect_rollouts(config, params, tokenizer, source, position, reward_fn: Cal
       "sampling_rounds": float(len(rounds)), "prompts_sampled": float(n_sampled),
       "informative_group_frac": float((tg.max(1) > tg.min(1)).mean()),
   })
-  return Rollouts(batch, texts, task_rewards, metrics, position)
+  all_examples = [ex for rd in rounds for ex in rd.examples]
+  return Rollouts(batch, texts, task_rewards, metrics, position,
+                  [all_examples[i] for i in groups])
+
+
+# ---- batch augmenters --------------------------------------------------------------------
+
+
+class BatchAugmenter(NamedTuple):
+  """A registered batch augmenter, run by the RL loop between rollout and ``prepare``.
+
+  ``fn(batch, rollouts, *, tokenizer, key, step, **options) -> (batch, metrics)`` adds or
+  replaces rows (rehearsal samples, external demonstrations) or fills
+  ``batch.extras``; ``provides`` names the extras keys it fills, so the loop can
+  check at start that a policy loss's ``extras`` will be there.
+  """
+
+  fn: Callable
+  provides: tuple = ()
+
+
+def no_augment(batch: RolloutBatch, rollouts: Rollouts, *, tokenizer, key, step):
+  """The rollout batch unchanged."""
+  del rollouts, tokenizer, key, step
+  return batch, {}
+
+
+BATCH_AUGMENTERS = types.MappingProxyType({
+    "none": BatchAugmenter(no_augment),
+})
+
+
+def get_batch_augmenter(name: str) -> BatchAugmenter:
+  name = name or "none"
+  if name not in BATCH_AUGMENTERS:
+    raise ValueError(f"unknown batch augmenter {name!r}; known: "
+                     f"{', '.join(sorted(BATCH_AUGMENTERS))}")
+  return BATCH_AUGMENTERS[name]
 
 
 def evaluate(config, params, tokenizer, examples, reward_fn: Callable, *, max_new_tokens: int,
