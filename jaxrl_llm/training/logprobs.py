@@ -42,11 +42,14 @@ class TokenLogprobs(NamedTuple):
   logprobs: ``[B, T-1]`` ``log pi(tokens[:, t+1] | tokens[:, :t+1])`` at ``temperature``.
   entropy:  ``[B, T-1]`` entropy of that next-token distribution, or None.
   hidden:   ``[B, T-1, D]`` final-norm hidden states that predict each target.
+  mean_logprobs: ``[B, T-1]`` ``(1/V) sum_a log pi(a | tokens[:, :t+1])`` of that
+    next-token distribution over the whole vocabulary (ROVER's value statistic), or None.
   """
 
   logprobs: jax.Array
   entropy: Optional[jax.Array]
   hidden: jax.Array
+  mean_logprobs: Optional[jax.Array] = None
 
 
 # Largest float32 logits [T, V] that impl="auto" materialises (bytes).
@@ -54,15 +57,19 @@ DENSE_LOGITS_BYTES = 64 * 1024 * 1024
 
 
 def dense_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
-                   temperature: float = 1.0, want_entropy: bool = False):
+                   temperature: float = 1.0, want_entropy: bool = False,
+                   want_mean_logprob: bool = False):
   """``(logprobs [T], entropy [T] or None)`` of ``softmax(h W / tau)`` from dense logits.
 
   With ``z = h W / tau`` (float32, ``[T, V]``), ``log Z = logsumexp(z)``::
 
-      logprobs_t = z_{t, y_t} - log Z_t
-      entropy_t  = log Z_t - sum_v p_tv z_tv,   p = exp(z - log Z)
+      logprobs_t     = z_{t, y_t} - log Z_t
+      entropy_t      = log Z_t - sum_v p_tv z_tv,   p = exp(z - log Z)
+      mean_logprob_t = (1/V) sum_v log p_tv = mean_v z_tv - log Z_t
 
-  Differentiated by JAX's autodiff (an unused entropy costs no backward).
+  Differentiated by JAX's autodiff (an unused entropy costs no backward). With
+  ``want_mean_logprob`` the result is the triple ``(logprobs, entropy, mean_logprob)``;
+  without it the pair, as before.
   """
   chex.assert_rank([hidden, weight, targets], [2, 2, 1])
   z = jnp.dot(hidden, weight.astype(hidden.dtype), preferred_element_type=jnp.float32)
@@ -73,6 +80,8 @@ def dense_logprobs(hidden: jax.Array, weight: jax.Array, targets: jax.Array, *,
   if want_entropy:
     p = jnp.exp(z - log_z[:, None])
     entropy = log_z - jnp.sum(p * z, axis=-1)
+  if want_mean_logprob:
+    return logprobs, entropy, jnp.mean(z, axis=-1) - log_z
   return logprobs, entropy
 
 
@@ -119,7 +128,7 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
                       want_entropy: bool = False, impl: str = "auto", mesh=None,
                       vocab_axis: str = "tensor",
                       dense_logits_bytes: int = DENSE_LOGITS_BYTES,
-                      start: int = 0) -> TokenLogprobs:
+                      start: int = 0, want_mean_logprob: bool = False) -> TokenLogprobs:
   """``log softmax(h_t W / tau)[y_{t+1}]`` for positions ``t >= start`` of a left-padded batch.
 
   Positions come from ``cumsum(attention_mask) - 1`` (left padding is skipped),
@@ -131,6 +140,8 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
   ``start`` (static): the first predicting position; outputs are ``[B, T - 1 - start]``
   (column ``j`` predicts token ``start + j + 1``) and the vocabulary head runs on those
   positions only (a completion's log-probs need no head over the prompt).
+  ``want_mean_logprob``: also ``mean_logprobs``, the mean log-prob over the whole
+  vocabulary of each predicting distribution (same columns as ``logprobs``).
   """
   chex.assert_rank([tokens, attention_mask], 2)
   chex.assert_equal_shape([tokens, attention_mask])
@@ -147,17 +158,22 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
                               vocab_parallel=axes is not None,
                               dense_logits_bytes=dense_logits_bytes)
   kwargs = dict(temperature=temperature, want_entropy=want_entropy)
+  if want_mean_logprob:  # only passed when asked, so existing callers see the same calls
+    kwargs["want_mean_logprob"] = True
+  mean_logprobs = None
   if impl == "dense":
-    logprobs, entropy = dense_logprobs(*args, **kwargs)
-  elif axes is None:
-    out = kernels_pallas.fused_logprobs(*args, impl=impl, **kwargs)
-    logprobs, entropy = out.logprobs, out.entropy
+    dense = dense_logprobs(*args, **kwargs)
+    logprobs, entropy = dense[:2]
+    mean_logprobs = dense[2] if want_mean_logprob else None
   else:
-    out = kernels_pallas.fused_logprobs_vocab_sharded(
-        *args, mesh=mesh, vocab_axis=axes[0], token_axes=axes[1], impl=impl, **kwargs)
-    logprobs, entropy = out.logprobs, out.entropy
-  entropy = None if entropy is None else entropy.reshape(b, n)
-  return TokenLogprobs(logprobs.reshape(b, n), entropy, hidden)
+    if axes is None:
+      out = kernels_pallas.fused_logprobs(*args, impl=impl, **kwargs)
+    else:
+      out = kernels_pallas.fused_logprobs_vocab_sharded(
+          *args, mesh=mesh, vocab_axis=axes[0], token_axes=axes[1], impl=impl, **kwargs)
+    logprobs, entropy, mean_logprobs = out.logprobs, out.entropy, out.mean_logprob
+  reshape = lambda x: None if x is None else x.reshape(b, n)
+  return TokenLogprobs(logprobs.reshape(b, n), reshape(entropy), hidden, reshape(mean_logprobs))
 
 
 def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.Array,
@@ -165,13 +181,16 @@ def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.A
                         completion_mask: jax.Array, *, temperature: float = 1.0,
                         want_entropy: bool = False, impl: str = "auto", mesh=None,
                         vocab_axis: str = "tensor",
-                        dense_logits_bytes: int = DENSE_LOGITS_BYTES) -> TokenLogprobs:
+                        dense_logits_bytes: int = DENSE_LOGITS_BYTES,
+                        want_mean_logprob: bool = False) -> TokenLogprobs:
   """Log-probs ``[B, N]`` of the completion tokens after left-padded prompts ``[B, P]``.
 
   The sequence is ``prompt ++ completion``; the completion's token ``n`` is
   predicted by the hidden state at position ``P - 1 + n``. Padding after a
   completion's end is masked out of attention but still gets a (meaningless)
-  log-prob; callers multiply by ``completion_mask``.
+  log-prob; callers multiply by ``completion_mask``. ``want_mean_logprob``: also
+  ``mean_logprobs [B, N]``, column ``n`` the mean log-prob over the vocabulary of the
+  distribution that predicts completion token ``n`` (state ``s_n``).
   """
   chex.assert_rank([prompt_tokens, prompt_mask, completion_tokens, completion_mask], 2)
   chex.assert_equal_shape([prompt_tokens, prompt_mask])
@@ -182,5 +201,5 @@ def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.A
   out = sequence_logprobs(config, params, tokens, mask, temperature=temperature,
                           want_entropy=want_entropy, impl=impl, mesh=mesh,
                           vocab_axis=vocab_axis, dense_logits_bytes=dense_logits_bytes,
-                          start=p - 1)
+                          start=p - 1, want_mean_logprob=want_mean_logprob)
   return out

@@ -102,3 +102,60 @@ def test_start_runs_the_head_on_later_positions_only(tiny, monkeypatch):
   for bad in (-1, 6, 2.0):
     with pytest.raises(ValueError, match="start must be an int"):
       training.sequence_logprobs(config, params, tokens, mask, start=bad)
+
+
+def test_dense_mean_logprob_hand_computed_value_and_gradient():
+  # One token, V = 3, h = 1, W = (0, log 2, log 5) at tau = 0.5: z = (0, 2 log 2, 2 log 5),
+  # p = (1, 4, 25) / 30, mean log p = (log 1 + log 4 + log 25) / 3 - log 30,
+  # d/dW_a = (1/V - p_a) / tau.
+  h = jnp.ones((1, 1), jnp.float32)
+  w = jnp.log(jnp.array([[1.0, 2.0, 5.0]], jnp.float32))
+  y = jnp.array([2])
+  lp, ent, mlp = lp_lib.dense_logprobs(h, w, y, temperature=0.5, want_mean_logprob=True)
+  assert ent is None
+  np.testing.assert_allclose(mlp, [(np.log(4.0) + np.log(25.0)) / 3 - np.log(30.0)], rtol=1e-6)
+  np.testing.assert_allclose(lp, [np.log(25.0 / 30.0)], rtol=1e-6)
+  grad = jax.grad(lambda w: lp_lib.dense_logprobs(h, w, y, temperature=0.5,
+                                                  want_mean_logprob=True)[2][0])(w)
+  p = np.array([1.0, 4.0, 25.0]) / 30.0
+  np.testing.assert_allclose(grad, [(1.0 / 3 - p) / 0.5], rtol=1e-5, atol=1e-6)
+  assert len(lp_lib.dense_logprobs(h, w, y)) == 2  # the old pair without the option
+
+
+def _numpy_mean_logprobs(h, w, tau):
+  z = (np.asarray(h, np.float64) @ np.asarray(w, np.float64)) / tau
+  m = z.max(-1, keepdims=True)
+  lse = (m + np.log(np.exp(z - m).sum(-1, keepdims=True)))[:, 0]
+  return z.mean(-1) - lse
+
+
+@pytest.mark.parametrize("impl", ["dense", "xla"])
+def test_sequence_and_completion_mean_logprobs(tiny, impl):
+  config, params, tokens, mask = tiny
+  out = training.sequence_logprobs(config, params, tokens, mask, temperature=0.6, impl=impl,
+                                   want_mean_logprob=True)
+  weight = models.unembed_weight(config, params)
+  b, n = out.logprobs.shape
+  want = _numpy_mean_logprobs(out.hidden.reshape(b * n, -1), weight, 0.6).reshape(b, n)
+  np.testing.assert_allclose(out.mean_logprobs, want, rtol=1e-5, atol=1e-5)
+  assert training.sequence_logprobs(config, params, tokens, mask, impl=impl).mean_logprobs is None
+  # Completion column n: the distribution that predicts completion token n.
+  comp = training.completion_logprobs(config, params, tokens[:, :3], mask[:, :3], tokens[:, 3:],
+                                      mask[:, 3:], temperature=0.6, impl=impl,
+                                      want_mean_logprob=True)
+  assert comp.mean_logprobs.shape == (3, 4)
+  np.testing.assert_allclose(comp.mean_logprobs, out.mean_logprobs[:, 2:], rtol=1e-5, atol=1e-5)
+
+
+def test_mean_logprobs_gradient_dense_equals_fused(tiny):
+  config, params, tokens, mask = tiny
+  weights = jax.random.normal(jax.random.key(4), (3, 6))
+
+  def objective(p, impl):
+    out = training.sequence_logprobs(config, p, tokens, mask, temperature=0.6, impl=impl,
+                                     want_mean_logprob=True)
+    return jnp.sum(weights * (out.logprobs + out.mean_logprobs))
+
+  g_d = jax.jit(jax.grad(lambda p: objective(p, "dense")))(params)
+  g_x = jax.jit(jax.grad(lambda p: objective(p, "xla")))(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_d, g_x)
