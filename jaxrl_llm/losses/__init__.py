@@ -43,12 +43,18 @@ from jaxrl_llm.losses.divergences import (
     kl_from_logits,
 )
 from jaxrl_llm.losses.importance import truncated_importance_weights
+from jaxrl_llm.losses.pacs import pacs_class_weights, pacs_loss, pacs_psi, pacs_score
 from jaxrl_llm.losses.policy import (
     cispo_policy_loss,
+    clip_cov_policy_loss,
+    gmpo_policy_loss,
     gpg_policy_loss,
     gspo_policy_loss,
+    kl_cov_policy_loss,
+    pg_clip_metrics,
     ppo_policy_loss,
     reinforce_loss,
+    sapo_policy_loss,
     sequence_log_ratio,
 )
 from jaxrl_llm.losses.preference import (

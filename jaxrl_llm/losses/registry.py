@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from jaxrl_llm.losses import advantages, dapo, divergences, policy
 from jaxrl_llm.losses.advantages import AdvantageInputs, AdvantageOutput
+from jaxrl_llm.losses import pacs
 
 # What ``training.make_rl_step`` can pass a policy loss beyond its four arrays (see
 # :class:`PolicyLoss`): RolloutBatch fields, forward statistics of the current policy
@@ -72,6 +73,12 @@ _POLICY_LOSS_ROWS = {
     "cispo": PolicyLoss(policy.cispo_policy_loss),
     "reinforce": PolicyLoss(policy.reinforce_loss),
     "gpg": PolicyLoss(policy.gpg_policy_loss),
+    "pacs": PolicyLoss(pacs.pacs_loss, inputs=("rewards", "group_ids"), whole_groups=True),
+    "sapo": PolicyLoss(policy.sapo_policy_loss),
+    "gmpo": PolicyLoss(policy.gmpo_policy_loss),
+    "geo_mean": PolicyLoss(policy.gmpo_policy_loss),
+    "clip_cov": PolicyLoss(policy.clip_cov_policy_loss, inputs=("step",)),
+    "kl_cov": PolicyLoss(policy.kl_cov_policy_loss),
 }
 
 
