@@ -26,6 +26,9 @@ import jax.numpy as jnp
 from jaxrl_llm.losses import advantages, dapo, divergences, policy
 from jaxrl_llm.losses.advantages import AdvantageInputs, AdvantageOutput
 from jaxrl_llm.losses import pacs
+from jaxrl_llm.losses import laser, rapo
+from jaxrl_llm.losses import rl_plus
+from jaxrl_llm.losses import dph_rl
 
 # What ``training.make_rl_step`` can pass a policy loss beyond its four arrays (see
 # :class:`PolicyLoss`): RolloutBatch fields, forward statistics of the current policy
@@ -40,6 +43,7 @@ POLICY_INPUTS = (
     "mean_logprobs",         # [B, N] (1/V) sum_a log pi(a | s_t), current policy
     "old_mean_logprobs",     # [B, N] the same under the behaviour policy
     "self_reward_logprobs",  # [B] log pi(z_c | x, y, EOS) (LaSeR's appended token)
+    "self_reward_valid",     # [B] bool: the row had room for z_c (not truncated)
     "step",                  # int32 scalar: optimiser steps taken before this update
     "extras",                # the batch's extras mapping, whole
 )
@@ -79,6 +83,14 @@ _POLICY_LOSS_ROWS = {
     "geo_mean": PolicyLoss(policy.gmpo_policy_loss),
     "clip_cov": PolicyLoss(policy.clip_cov_policy_loss, inputs=("step",)),
     "kl_cov": PolicyLoss(policy.kl_cov_policy_loss),
+    "laser": PolicyLoss(laser.laser_loss, inputs=("self_reward_logprobs", "self_reward_valid",
+                                                  "rewards", "group_ids", "step"),
+                        whole_groups=True),
+    "rapo": PolicyLoss(rapo.rapo_loss, inputs=("ref_logprobs", "rewards", "extras"),
+                       extras=(rapo.TILTED_LOGNORM_KEY,)),
+    "rl_plus": PolicyLoss(rl_plus.rl_plus_loss, inputs=("is_off_policy",)),
+    "dph_rl": PolicyLoss(dph_rl.dph_rl_loss, inputs=("extras",),
+                         extras=("is_rehearsal", "base_logprobs")),
 }
 
 
@@ -212,7 +224,20 @@ def gae_estimator(inputs: AdvantageInputs, *, gamma: float = 1.0, lam: float = 1
   return AdvantageOutput(adv, returns, {})
 
 
+def grpo_split_estimator(inputs: AdvantageInputs, *, use_std: bool = False,
+                         eps: float = 1e-6) -> AdvantageOutput:
+  """:func:`rl_plus.grpo_split_advantages` per token: the baseline over each group's
+  on-policy rows (``inputs.is_off_policy``; None: all on-policy). RL-PLUS's released
+  script uses plain ``"grpo"`` instead (the demonstration inside the baseline)."""
+  off = inputs.is_off_policy
+  if off is None:
+    off = jnp.zeros(inputs.rewards.shape, bool)
+  return _per_token(rl_plus.grpo_split_advantages(_scores(inputs), off, group_ids=inputs.group_ids,
+                                                  use_std=use_std, eps=eps), inputs)
+
+
 ADVANTAGE_ESTIMATORS = types.MappingProxyType({
+    "grpo_split": AdvantageEstimator(grpo_split_estimator),
     "grpo": AdvantageEstimator(grpo_estimator),
     "dr_grpo": AdvantageEstimator(dr_grpo_estimator),
     "lite_ppo": AdvantageEstimator(lite_ppo_estimator),
@@ -226,7 +251,8 @@ ADVANTAGE_ESTIMATORS = types.MappingProxyType({
     "gae": AdvantageEstimator(gae_estimator, uses_values=True, group_relative=False),
 })
 
-KL_ESTIMATORS = tuple(divergences.KL_KINDS) + tuple(k + "+" for k in divergences.KL_KINDS)
+KL_ESTIMATORS = (tuple(divergences.KL_KINDS) + tuple(k + "+" for k in divergences.KL_KINDS)
+                 + tuple("f:" + k for k in divergences.F_DIVERGENCES))
 
 
 # ---- reward shaping ------------------------------------------------------------------
@@ -279,9 +305,24 @@ def get_advantage_estimator(name: str) -> AdvantageEstimator:
 
 
 def get_kl(name: str) -> Callable:
-  """``fn(logprobs, ref_logprobs) -> per-token KL`` for a :func:`kl_divergence` kind."""
+  """``fn(logprobs, ref_logprobs) -> per-token divergence`` on tokens from the policy.
+
+  A :func:`kl_divergence` kind (``k1`` ... ``k3+``), or ``"f:<kind>"`` for any
+  f-divergence generator of :func:`f_generator` (``f:forward_kl``, ``f:reverse_kl``,
+  ``f:js``, ``f:chi2``, ``f:tv``, ``f:alpha`` with alpha 0.2, or ``f:alpha=<a>``):
+  ``D_f(pi || pi_ref) = E_pi[f(u) / u]``, ``u = pi / pi_ref``
+  (:func:`jaxrl_llm.losses.dph_rl.f_divergence_policy_samples`).
+  """
+  if name.startswith("f:"):
+    try:
+      kind, alpha = dph_rl.parse_f_divergence(name)
+    except ValueError as e:
+      raise ValueError(f"unknown KL estimator {name!r} ({e}); known: "
+                       f"{', '.join(KL_ESTIMATORS)}, f:alpha=<a>") from None
+    return functools.partial(dph_rl.f_divergence_policy_samples, kind=kind, alpha=alpha)
   if name not in KL_ESTIMATORS:
-    raise ValueError(f"unknown KL estimator {name!r}; known: {', '.join(KL_ESTIMATORS)}")
+    raise ValueError(f"unknown KL estimator {name!r}; known: {', '.join(KL_ESTIMATORS)}, "
+                     "f:alpha=<a>")
   return functools.partial(divergences.kl_divergence, kind=name)
 
 

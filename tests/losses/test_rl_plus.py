@@ -179,7 +179,8 @@ def test_rl_plus_gradient_finite_difference_on_numpy():
       up[i, t] += h
       dn[i, t] -= h
       # the (1 - p)^gamma factor is a constant (stop-gradient): hold it at lp
-      fd[i, t] = (_fd_loss(up, lp, old, adv, mask, off) - _fd_loss(dn, lp, old, adv, mask, off)) / (2 * h)
+      fd[i, t] = (_fd_loss(up, lp, old, adv, mask, off)
+                  - _fd_loss(dn, lp, old, adv, mask, off)) / (2 * h)
   np.testing.assert_allclose(g, fd, rtol=1e-3, atol=1e-5)
 
 
@@ -223,3 +224,22 @@ def test_rl_plus_empty_mask_is_zero():
   out = rl_plus.rl_plus_loss(LP, OLD, ADV, jnp.zeros_like(MASK), is_off_policy=IS_OFF)
   assert float(out.total) == 0.0 and float(out.count) == 0.0
   assert all(np.isfinite(float(v)) for v in out.metrics.values())
+
+
+# ---- registry rows -------------------------------------------------------------------------
+
+
+def test_registered_rl_plus_and_grpo_split():
+  entry = losses.get_policy_loss_entry("rl_plus")
+  assert entry.fn is rl_plus.rl_plus_loss and entry.inputs == ("is_off_policy",)
+  est = losses.get_advantage_estimator("grpo_split")
+  mask = jnp.ones((SCORES.shape[0], 2), jnp.float32)
+  out = est(losses.AdvantageInputs(SCORES, mask, IDS, None, OFF))
+  third = 1.0 / 3.0
+  per_row = [third, -2 * third, 0.0, third, 0.0, third, 0.0, 1.0, 0.5, 1.0, 1.0]
+  np.testing.assert_allclose(out.advantages, np.repeat(np.array(per_row)[:, None], 2, 1),
+                             rtol=1e-6, atol=1e-7)
+  # Without is_off_policy every row is on-policy: Dr. GRPO's group mean.
+  plain = est(losses.AdvantageInputs(SCORES, mask, IDS))
+  np.testing.assert_allclose(plain.advantages[:, 0],
+                             losses.dr_grpo_advantages(SCORES, group_ids=IDS), atol=1e-7)
