@@ -335,7 +335,8 @@ def sapo_policy_loss(logprobs: jax.Array, old_logprobs: jax.Array, advantages: j
   (``tau_neg > tau_pos``). Same as verl 0.9.1 ``sapo`` (which forces
   ``seq-mean-token-mean``, hence the default ``agg_mode``; other modes are allowed
   here) and TRL 1.16 ``loss_type="sapo"`` up to TRL's unclamped log-ratio and its
-  aggregation (mean over all rows; see ``agg_mode`` in :func:`aggregate`).
+  aggregation (the mean of the row token-means over all ``B`` rows, fully masked
+  rows included as 0: ``seq-mean-token-mean`` when no row is empty).
   Defaults are the paper's ``tau_pos = 1.0, tau_neg = 1.05`` (verl, TRL).
 
   Metrics: ``approx_kl``, ``ratio_*``, ``clip_frac*`` (always 0: nothing is

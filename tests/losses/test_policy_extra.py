@@ -257,3 +257,127 @@ def test_bad_options_raise():
     policy.gmpo_policy_loss(lp, lp, jnp.zeros((3,)), lp)
   with pytest.raises(ValueError, match="old_logprobs"):
     policy.kl_cov_policy_loss(lp, jnp.zeros((2, 4)), adv, lp)
+
+
+# ---------------------------------------------------------------- random batches vs verl loops
+
+
+def _verl_batch(seed, b=5, t=6):
+  rng = np.random.default_rng(seed)
+  old = rng.normal(-1.5, 0.5, size=(b, t))
+  logp = old + rng.normal(0.0, 0.4, size=(b, t))
+  adv = np.repeat(rng.normal(size=(b, 1)), t, axis=1)
+  mask = np.ones((b, t))
+  mask[1, 4:] = 0
+  mask[2, 1:] = 0
+  mask[3] = 0                       # fully masked row
+  return old, logp, adv, mask
+
+
+def _verl_sapo(old, logp, adv, mask, tau_pos=1.0, tau_neg=1.05):
+  """verl 0.9.1 ``sapo``: per-token gate loss, forced seq-mean-token-mean."""
+  rows = []
+  for i in range(logp.shape[0]):
+    n = mask[i].sum()
+    if n == 0:
+      continue
+    s = 0.0
+    for j in range(logp.shape[1]):
+      if mask[i, j]:
+        r = math.exp(min(max(logp[i, j] - old[i, j], -20.0), 20.0))
+        tau = tau_pos if adv[i, j] > 0 else tau_neg
+        s += -adv[i, j] * _sig(tau * (r - 1.0)) * 4.0 / tau
+    rows.append(s / n)
+  return sum(rows) / len(rows)
+
+
+def _verl_geo_mean(old, logp, adv, mask, eps_l, eps_h):
+  """verl 0.9.1 ``geo_mean``: torch.mean over every row."""
+  total = 0.0
+  for i in range(logp.shape[0]):
+    n = mask[i].sum()
+    acc, a_sum = 0.0, 0.0
+    for j in range(logp.shape[1]):
+      lr = logp[i, j] - old[i, j]
+      sgn = np.sign(adv[i, j])
+      lr_c = min(max(lr, -eps_l), eps_h)
+      acc += sgn * min(sgn * lr, sgn * lr_c) * mask[i, j]
+      a_sum += adv[i, j] * mask[i, j]
+    total += -(a_sum / (n + 1e-8)) * math.exp(acc / (n + 1e-8))
+  return total / logp.shape[0]
+
+
+def _verl_kl_cov(old, logp, adv, mask, ratio, coef):
+  """verl 0.9.1 ``kl_cov`` with token-mean aggregation (top-k over the valid tokens)."""
+  valid = [(i, j) for i in range(logp.shape[0]) for j in range(logp.shape[1]) if mask[i, j]]
+  a = np.array([adv[i, j] for i, j in valid])
+  lp = np.array([logp[i, j] for i, j in valid])
+  cov = (a - a.mean()) * (lp - lp.mean())
+  k = max(1, int(len(valid) * ratio))
+  top = set(np.argsort(-cov, kind="stable")[:k].tolist())
+  total = 0.0
+  for idx, (i, j) in enumerate(valid):
+    lr = logp[i, j] - old[i, j]
+    total += -adv[i, j] * math.exp(lr) + (coef * abs(lr) if idx in top else 0.0)
+  return total / len(valid)
+
+
+def _fd_grad(f, x, h=1e-6):
+  g = np.zeros_like(x)
+  for idx in np.ndindex(x.shape):
+    up, dn = x.copy(), x.copy()
+    up[idx] += h
+    dn[idx] -= h
+    g[idx] = (f(up) - f(dn)) / (2 * h)
+  return g
+
+
+@pytest.mark.parametrize("name", ["sapo", "gmpo", "kl_cov"])
+def test_matches_verl_loop_value_and_finite_difference_gradient(name):
+  old, logp, adv, mask = _verl_batch({"sapo": 0, "gmpo": 1, "kl_cov": 2}[name])
+  if name == "sapo":
+    ref = lambda lp: _verl_sapo(old, lp, adv, mask)
+    ours = lambda lp: policy.sapo_policy_loss(lp, jnp.asarray(old, jnp.float32),
+                                              jnp.asarray(adv[:, 0], jnp.float32), jnp.asarray(mask))
+  elif name == "gmpo":
+    ref = lambda lp: _verl_geo_mean(old, lp, adv, mask, 0.2, 0.3)
+    ours = lambda lp: policy.gmpo_policy_loss(lp, jnp.asarray(old, jnp.float32),
+                                              jnp.asarray(adv[:, 0], jnp.float32), jnp.asarray(mask),
+                                              clip_low=0.2, clip_high=0.3)
+  else:
+    ref = lambda lp: _verl_kl_cov(old, lp, adv, mask, 0.25, 0.5)
+    ours = lambda lp: policy.kl_cov_policy_loss(lp, jnp.asarray(old, jnp.float32),
+                                                jnp.asarray(adv[:, 0], jnp.float32),
+                                                jnp.asarray(mask), kl_cov_ratio=0.25,
+                                                ppo_kl_coef=0.5)
+  f = lambda lp: losses.safe_mean(*ours(lp)[:2])
+  lp32 = jnp.asarray(logp, jnp.float32)
+  np.testing.assert_allclose(float(f(lp32)), ref(logp), rtol=2e-5, atol=1e-6)
+  np.testing.assert_allclose(jax.grad(f)(lp32), _fd_grad(ref, logp), rtol=1e-3, atol=1e-5)
+
+
+def test_clip_cov_matches_verl_loop_when_every_candidate_is_dropped():
+  # clip_cov_ratio 1 -> k = N >= #candidates: the random subset is all candidates, so the
+  # loss is deterministic and equals verl's with corr = 0 on every candidate.
+  old, logp, adv, mask = _verl_batch(3)
+  logp[0, 0] = old[0, 0] + 0.8            # a clipped token
+  valid = mask > 0
+  a_mean = adv[valid].mean()
+  lp_mean = logp[valid].mean()
+  expected, n = 0.0, 0
+  for i in range(logp.shape[0]):
+    for j in range(logp.shape[1]):
+      if not mask[i, j]:
+        continue
+      r = math.exp(logp[i, j] - old[i, j])
+      l1 = -adv[i, j] * r
+      l2 = -adv[i, j] * min(max(r, 0.8), 1.2)
+      cov = (adv[i, j] - a_mean) * (logp[i, j] - lp_mean)
+      dropped = (not l2 > l1) and 0.05 < cov < 5.0
+      expected += 0.0 if dropped else max(l1, l2)
+      n += 1
+  out = policy.clip_cov_policy_loss(jnp.asarray(logp, jnp.float32), jnp.asarray(old, jnp.float32),
+                                    jnp.asarray(adv[:, 0], jnp.float32), jnp.asarray(mask),
+                                    clip_cov_ratio=1.0, clip_cov_lb=0.05)
+  assert 0 < float(out.metrics["cov_clip_frac"]) < 1
+  np.testing.assert_allclose(float(out.total) / float(out.count), expected / n, rtol=2e-5)
