@@ -36,6 +36,7 @@ import tqdm  # noqa: E402
 from jaxrl_llm import losses, models, training  # noqa: E402
 from jaxrl_llm.models import lora  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
+from jaxrl_llm.training import rl as training_rl  # noqa: E402
 
 
 def _estimator(r):
@@ -67,12 +68,22 @@ def validate(c):
   augment = rollout.get_batch_augmenter(r.get("batch_augment", "none"))
   losses.check_options(augment.fn, setup.as_dict(r.get("batch_augment_kwargs", {})),
                        f"rl.batch_augment {r.get('batch_augment', 'none')!r}", skip=2)
-  missing = sorted(set(pg.extras) - set(augment.provides))
+  # Extras that prepare computes itself (training.rl.PREPARE_EXTRAS, e.g. RAPO's normaliser).
+  missing = sorted(set(pg.extras) - set(augment.provides) - set(training_rl.PREPARE_EXTRAS))
   if missing:
     raise ValueError(f"rl.loss {r.loss!r} needs batch extras {missing}, which rl.batch_augment="
                      f"{r.get('batch_augment', 'none')!r} does not provide; augmenters: "
                      + ", ".join(f"{k} -> {list(v.provides)}"
                                  for k, v in sorted(rollout.BATCH_AUGMENTERS.items())))
+  if {"self_reward_logprobs", "self_reward_valid"} & set(pg.inputs) and (
+      r.get("self_reward_token", -1) < 0):
+    raise ValueError(f"rl.loss {r.loss!r} reads the log-prob of a self-reward token appended "
+                     "after each completion: set rl.self_reward_token (a token id < vocab_size; "
+                     "-1 = off)")
+  hooks = sorted(set(pg.extras) & set(training_rl.PREPARE_EXTRAS))
+  if any(training_rl.PREPARE_EXTRAS[k].needs_ref for k in hooks) and not r.kl:
+    raise ValueError(f"rl.loss {r.loss!r} needs {hooks} from a frozen reference model: set "
+                     "rl.kl (e.g. 'k3', with rl.kl_coef=0 for no KL term)")
   if "ref_logprobs" in pg.inputs and not r.kl:
     raise ValueError(f"rl.loss {r.loss!r} reads reference log-probs: set rl.kl (e.g. 'k3', "
                      "with rl.kl_coef=0 for no KL term) so a frozen reference is kept")
@@ -137,7 +148,19 @@ def make_step(c, config, optimizer, mesh=None):
       entropy_coef=r.entropy_coef, value_coef=r.value_coef, value_clip=r.value_clip or None,
       value_trunk_grad=r.value_trunk_grad, tis=tis, temperature=c.sampling.temperature,
       num_micro_batches=r.num_micro_batches, single_update=single_update(r),
-      pg_coef=r.get("pg_coef", 1.0), mesh=mesh)
+      pg_coef=r.get("pg_coef", 1.0), self_reward_token=_self_reward_token(r, config),
+      prepare_extras_kwargs=setup.as_dict(r.get("prepare_extras_kwargs", {})), mesh=mesh)
+
+
+def _self_reward_token(r, config):
+  """``rl.self_reward_token`` (LaSeR's z_c) or None when off (-1); checked against the vocabulary."""
+  token = r.get("self_reward_token", -1)
+  if token is None or token < 0:
+    return None
+  if token >= config.vocab_size:
+    raise ValueError(f"rl.self_reward_token={token} must be < the model's vocab_size "
+                     f"{config.vocab_size}")
+  return int(token)
 
 
 def sampling_options(c) -> dict:

@@ -19,6 +19,8 @@ The batch is a :class:`jaxrl_llm.training.RolloutBatch`; every token term
 log-probs see the whole completion (``completion_mask``) as context.
 """
 
+import inspect
+import types
 from typing import Callable, NamedTuple, Optional
 
 import jax
@@ -31,6 +33,7 @@ from jaxrl_llm.losses import masked_mean, masked_sum
 from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.batch import RolloutBatch, check_rollout_batch
 from jaxrl_llm.training.logprobs import completion_logprobs
+from jaxrl_llm.training import self_reward, tilted_reference
 from jaxrl_llm.training.state import TrainState, value_head_apply
 
 sg = jax.lax.stop_gradient
@@ -49,6 +52,46 @@ class RLStep(NamedTuple):
   uses_values: bool = False
 
 
+class PrepareExtra(NamedTuple):
+  """A ``RolloutBatch.extras`` entry that ``prepare`` computes for a policy loss naming it.
+
+  ``fn(config, ref_params, batch, *, temperature, **options) -> (array [B, ...], metrics)``;
+  ``needs_ref``: it reads the frozen reference (``ref_params``).
+  """
+
+  fn: Callable
+  needs_ref: bool = False
+
+
+PREPARE_EXTRAS = types.MappingProxyType({
+    # RAPO (arXiv 2510.03865): log sum_a pi_ref(a)^phi(r), chunked over tokens.
+    tilted_reference.TILTED_LOGNORM_KEY: PrepareExtra(tilted_reference.prepare_tilted_lognorm,
+                                                      needs_ref=True),
+})
+
+
+def _prepare_hook_options(hooks, pg_fn, loss_kwargs, prepare_extras_kwargs) -> dict:
+  """Each hook's options: the policy loss's value (given or default) for a shared name,
+  then ``prepare_extras_kwargs`` for the hook's own (checked)."""
+  given = dict(prepare_extras_kwargs or {})
+  loss_values = {p.name: p.default for p in inspect.signature(pg_fn).parameters.values()
+                 if p.kind == p.KEYWORD_ONLY and p.default is not p.empty}
+  loss_values.update(loss_kwargs)
+  out, used = {}, set()
+  for key, hook in hooks.items():
+    names = [p.name for p in inspect.signature(hook.fn).parameters.values()
+             if p.kind == p.KEYWORD_ONLY and p.name != "temperature"]
+    opts = {k: loss_values[k] for k in names if k in loss_values}
+    own = {k: v for k, v in given.items() if k in names and k not in loss_values}
+    used |= set(own)
+    out[key] = {**opts, **own}
+  bad = sorted(set(given) - used)
+  if bad:
+    raise ValueError(f"prepare_extras_kwargs {bad} are not options of the prepare hooks "
+                     f"{sorted(hooks) or 'none'} of this policy loss")
+  return out
+
+
 def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransformation, *,
                  group_size: int, loss: str = "ppo", loss_kwargs: Optional[dict] = None,
                  advantage: str = "grpo", advantage_kwargs: Optional[dict] = None,
@@ -57,7 +100,8 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
                  value_trunk_grad: bool = True, tis: Optional[dict] = None,
                  temperature: float = 1.0, num_micro_batches: int = 1,
                  single_update: bool = False, logprob_impl: str = "auto",
-                 pg_coef: float = 1.0, mesh=None) -> RLStep:
+                 pg_coef: float = 1.0, self_reward_token: Optional[int] = None,
+                 prepare_extras_kwargs: Optional[dict] = None, mesh=None) -> RLStep:
   """Builds the pure RL prepare/update functions.
 
   The minimised objective per optimiser step is
@@ -102,6 +146,13 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     logprob_impl: backend of the fused log-prob kernel.
     pg_coef: weight of the policy loss (0: the entropy / KL terms alone, e.g. 1-shot
       RLVR's entropy-only ablation, Wang et al. 2025, arXiv 2504.20571).
+    self_reward_token: LaSeR's ``z_c`` (Yang et al. 2025, arXiv 2510.14943): the update's
+      forward writes it right after each completion (``training.self_reward``) and
+      passes its log-prob ``self_reward_logprobs [B]`` and ``self_reward_valid [B]``
+      (False: truncated, no room) to a loss that asks for them. Required by such a loss.
+    prepare_extras_kwargs: options of the ``prepare`` hooks of :data:`PREPARE_EXTRAS`
+      (e.g. ``chunk_size`` of RAPO's tilted-reference normaliser); a hook's options
+      that share a name with the policy loss's options take the loss's values.
     mesh: the training mesh; when its ``tensor`` axis splits the vocabulary the
       log-probs are computed vocab-parallel (see ``training.sequence_logprobs``).
   """
@@ -114,6 +165,16 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
   pg_inputs = set(pg_entry.inputs)
   want_mean = bool(pg_inputs & {"mean_logprobs", "old_mean_logprobs"})
   needs_ref = kl is not None or "ref_logprobs" in pg_inputs
+  wants_self_reward = bool(pg_inputs & {"self_reward_logprobs", "self_reward_valid"})
+  if wants_self_reward and self_reward_token is None:
+    raise ValueError(f"policy loss {loss!r} reads the self-reward token's log-prob: give "
+                     "make_rl_step(self_reward_token=<token id>)")
+  if self_reward_token is not None and not 0 <= self_reward_token < config.vocab_size:
+    raise ValueError(f"self_reward_token={self_reward_token} must be in [0, vocab_size="
+                     f"{config.vocab_size})")
+  prepare_hooks = {k: PREPARE_EXTRAS[k] for k in pg_entry.extras if k in PREPARE_EXTRAS}
+  hook_kwargs = _prepare_hook_options(prepare_hooks, pg_fn, loss_kwargs, prepare_extras_kwargs)
+  needs_ref = needs_ref or any(h.needs_ref for h in prepare_hooks.values())
   estimator = losses.get_advantage_estimator(advantage)
   advantage_kwargs = losses.check_options(estimator.fn, advantage_kwargs,
                                           f"advantage estimator {advantage!r}", skip=1)
@@ -142,6 +203,13 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     if w is not None:  # off-policy rows keep weight 1
       w = jnp.where(on_policy > 0, w, 1.0)
     return (w if tis is not None else None), {f"mismatch/{k}": v for k, v in is_metrics.items()}
+
+  def appended(b: RolloutBatch):
+    """LaSeR's ``z_c`` written after each completion (None without a token)."""
+    if self_reward_token is None:
+      return None
+    return self_reward.append_self_reward_token(b.completion_tokens, b.completion_mask,
+                                                self_reward_token)
 
   def loss_inputs(b: RolloutBatch, cur, step):
     """The keyword inputs ``pg_entry.inputs`` of the policy loss, from the batch and
@@ -174,6 +242,11 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
           out[name] = b.extras["old_mean_logprobs"]
         else:  # single_update: the behaviour policy is the current one
           out[name] = zeros if cur is None else sg(cur.mean_logprobs)
+      elif name == "self_reward_logprobs":
+        out[name] = (jnp.zeros(shape[:1], jnp.float32) if cur is None else
+                     self_reward.gather_self_reward_logprobs(cur.logprobs, appended(b)))
+      elif name == "self_reward_valid":
+        out[name] = appended(b).valid
       elif name == "step":
         out[name] = jnp.asarray(step, jnp.int32)
       elif name == "extras":
@@ -208,6 +281,12 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
       fields["ref_logprobs"] = sg(logprobs_of(ref_params, batch, want_entropy=False).logprobs)
       if kl_fn is not None and "old_logprobs" in fields:
         metrics["kl"] = masked_mean(kl_fn(fields["old_logprobs"], fields["ref_logprobs"]), mask)
+    for key, hook in prepare_hooks.items():  # extras a loss needs, from the reference
+      extras = dict(fields.get("extras", batch.extras))
+      extras[key], hook_metrics = hook.fn(config, ref_params, batch, temperature=temperature,
+                                          **hook_kwargs[key])
+      fields["extras"] = extras
+      metrics.update(hook_metrics)
     out = estimator(losses.AdvantageInputs(batch.rewards.astype(jnp.float32), mask,
                                            batch.group_ids, values,
                                            batch.is_off_policy.astype(bool)),
@@ -223,7 +302,11 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
     trainable, value_params = all_params
     params = lora.model_params(state_params, trainable)
     mask = mb.loss_mask.astype(jnp.float32)
-    cur = logprobs_of(params, mb, want_entropy=True, want_mean_logprob=want_mean)
+    app = appended(mb)
+    fwd = mb if app is None else mb.replace(completion_tokens=app.tokens, completion_mask=app.mask)
+    # With z_c appended: causal attention leaves the completion's log-probs unchanged and
+    # z_c's column lies outside loss_mask, so only the self-reward input reads it.
+    cur = logprobs_of(params, fwd, want_entropy=True, want_mean_logprob=want_mean)
     metrics = {}
     old_logprobs, is_weights = mb.old_logprobs, mb.is_weights
     if old_logprobs is None:  # single_update: lp_old = lp at this (only) step

@@ -17,8 +17,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_llm import models
+from jaxrl_llm.losses import masked_mean, rapo
 
 sg = jax.lax.stop_gradient
+
+TILTED_LOGNORM_KEY = rapo.TILTED_LOGNORM_KEY
 
 
 def chunked_tilted_lognorm(hidden: jax.Array, weight: jax.Array, phi: jax.Array, *,
@@ -75,3 +78,23 @@ def ref_tilted_lognorm(config: models.ModelConfig, ref_params, prompt_tokens: ja
   out = chunked_tilted_lognorm(hidden.reshape(b * n, -1), weight, phis,
                                temperature=temperature, chunk_size=chunk_size)
   return out.reshape(b, n)
+
+
+def prepare_tilted_lognorm(config: models.ModelConfig, ref_params, batch, *,
+                           temperature: float = 1.0, phi: str = "linear", phi_min: float = 0.5,
+                           chunk_size: int = 1024):
+  """``make_rl_step``'s prepare hook for ``extras["ref_tilted_lognorm"]``: ``([B, N], metrics)``.
+
+  ``phi`` / ``phi_min`` are the RAPO loss's options (the trainer passes the loss's
+  values, so the loss and this normaliser use the same exponent); ``chunk_size``
+  tokens per chunk of the vocabulary head.
+  """
+  if ref_params is None:
+    raise ValueError("the RAPO normaliser ref_tilted_lognorm needs ref_params (a frozen "
+                     "reference model)")
+  phis, _ = rapo.rapo_phi(jnp.asarray(batch.rewards, jnp.float32), phi=phi, phi_min=phi_min)
+  out = ref_tilted_lognorm(config, ref_params, batch.prompt_tokens, batch.prompt_mask,
+                           batch.completion_tokens, batch.completion_mask, phis,
+                           temperature=temperature, chunk_size=chunk_size)
+  mask = jnp.asarray(batch.loss_mask).astype(jnp.float32)
+  return out, {"tilted_lognorm_mean": masked_mean(out, mask)}

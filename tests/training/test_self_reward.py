@@ -66,3 +66,43 @@ def test_appended_forward_equals_direct_forward_and_keeps_other_logprobs(tiny):
     logits = models.forward(config, params, seq)[0, -2] / 0.7
     want = jax.nn.log_softmax(logits)[Z_C]
     np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+
+
+def _batch(comps, comp_mask, prompts, prompt_mask, rewards):
+  from jaxrl_llm import training
+  b = comps.shape[0]
+  return training.make_rollout_batch(prompts, prompt_mask, comps, comp_mask,
+                                     jnp.zeros(comps.shape, jnp.float32),
+                                     jnp.asarray(rewards, jnp.float32), group_size=b // 2 or 1)
+
+
+def test_make_rl_step_passes_the_appended_token_logprob_to_laser(tiny):
+  import optax
+  from jaxrl_llm import losses, training
+  config, params, prompts, prompt_mask, comps, comp_mask = tiny
+  prompts, prompt_mask = jnp.tile(prompts, (2, 1))[:4], jnp.tile(prompt_mask, (2, 1))[:4]
+  comps, comp_mask = jnp.tile(comps, (2, 1))[:4], jnp.tile(comp_mask, (2, 1))[:4]
+  batch = _batch(comps, comp_mask, prompts, prompt_mask, [1.0, 0.0, 0.0, 1.0])
+  opts = dict(c_ref=-3.0, beta_v=0.5)
+  with pytest.raises(ValueError, match="self_reward_token"):
+    training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="laser")
+  with pytest.raises(ValueError, match="vocab_size"):
+    training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="laser",
+                          self_reward_token=config.vocab_size)
+  step = training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="laser",
+                               loss_kwargs=opts, self_reward_token=Z_C, single_update=True,
+                               logprob_impl="dense")
+  state = training.init_train_state(params, optax.sgd(0.0))
+  prepared, _ = step.prepare(state, batch)
+  _, metrics = step.update(state, prepared)
+  # Rows 0, 1, 3 have room (row 2 fills all 5 columns); s = 0.5 (lp_z + 3).
+  app = self_reward.append_self_reward_token(comps, comp_mask, Z_C)
+  lp = lp_lib.completion_logprobs(config, params, prompts, prompt_mask, app.tokens, app.mask,
+                                  impl="dense").logprobs
+  s = np.asarray(0.5 * (self_reward.gather_self_reward_logprobs(lp, app) + 3.0))
+  valid = np.array([True, True, False, True])
+  np.testing.assert_allclose(metrics["self_reward_valid_frac"], 0.75)
+  np.testing.assert_allclose(metrics["self_reward_mean"], s[valid].mean(), rtol=1e-5)
+  want = losses.laser.self_reward_mse(jnp.asarray(s), batch.rewards, jnp.asarray(valid))
+  np.testing.assert_allclose(metrics["self_reward_loss"], float(want.total / want.count),
+                             rtol=1e-5)

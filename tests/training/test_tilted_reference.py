@@ -58,3 +58,38 @@ def test_ref_tilted_lognorm_on_a_model_matches_dense_logits():
   with pytest.raises(ValueError, match="chunk_size"):
     tilted_reference.chunked_tilted_lognorm(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.ones(2),
                                             chunk_size=0)
+
+
+def test_prepare_fills_the_normaliser_for_rapo():
+  import optax
+  from jaxrl_llm import training
+  config = models.ModelConfig(family="llama", vocab_size=19, hidden_size=16,
+                              intermediate_size=24, num_layers=1, num_heads=2, num_kv_heads=1,
+                              head_dim=8)
+  params = models.init_params(config, jax.random.key(1))
+  ref = models.init_params(config, jax.random.key(2))
+  prompts = jnp.array([[0, 1, 5, 6], [1, 7, 8, 9]])
+  prompt_mask = jnp.array([[0, 1, 1, 1], [1, 1, 1, 1]])
+  comps = jnp.array([[10, 11, 2], [12, 2, 0]])
+  comp_mask = jnp.array([[1, 1, 1], [1, 1, 0]])
+  batch = training.make_rollout_batch(prompts, prompt_mask, comps, comp_mask,
+                                      jnp.zeros((2, 3)), jnp.array([0.0, 1.0]), group_size=2)
+  with pytest.raises(ValueError, match="chunk_size_typo"):
+    training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="rapo",
+                          prepare_extras_kwargs={"chunk_size_typo": 2})
+  step = training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="rapo",
+                               loss_kwargs={"phi_min": 0.2}, temperature=0.9,
+                               prepare_extras_kwargs={"chunk_size": 2}, logprob_impl="dense")
+  state = training.init_train_state(params, optax.sgd(0.0))
+  with pytest.raises(ValueError, match="ref_params"):
+    step.prepare(state, batch)
+  prepared, metrics = step.prepare(state, batch, ref)
+  # phi = 0.2 + 0.8 r = (0.2, 1.0) under the loss's phi_min, from the reference (not the policy).
+  logits = models.forward(config, ref, jnp.concatenate([prompts, comps], 1),
+                          jnp.concatenate([prompt_mask, comp_mask], 1))[:, 3:-1] / 0.9
+  want = rapo.tilted_lognorm_from_logits(logits, jnp.array([[0.2], [1.0]]))
+  np.testing.assert_allclose(prepared.extras["ref_tilted_lognorm"], want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(prepared.extras["ref_tilted_lognorm"][1], 0.0, atol=1e-5)
+  assert np.isfinite(metrics["tilted_lognorm_mean"])
+  _, m = step.update(state, prepared)
+  assert np.isfinite(m["forward_kl"]) and np.isfinite(m["loss"])
