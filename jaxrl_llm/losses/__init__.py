@@ -8,6 +8,7 @@ Losses return :class:`LossOutput` ``(total, count, metrics)``; the loss is
 """
 
 from jaxrl_llm.losses import advantages
+from jaxrl_llm.losses.a_lol import A_LOL_VARIANTS, a_lol_loss, positive_advantage_sampler
 from jaxrl_llm.losses.advantages import (
     AdvantageInputs,
     AdvantageOutput,
@@ -57,6 +58,7 @@ from jaxrl_llm.losses.policy import (
     sapo_policy_loss,
     sequence_log_ratio,
 )
+from jaxrl_llm.losses.pear import PEAR_WEIGHT_MODES, pear_sft_loss, pear_weights
 from jaxrl_llm.losses.preference import (
     PREFERENCE_LOSSES,
     PreferenceLoss,
