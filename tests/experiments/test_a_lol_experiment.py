@@ -91,3 +91,30 @@ def test_bad_options_fail_at_start(tmp_path):
     a_lol.run(tiny_a_lol_config(tmp_path, **{"a_lol.sampler": "best"}))
   with pytest.raises(ValueError, match="data.path"):
     a_lol.run(tiny_a_lol_config(tmp_path, **{"data.generate": False}))
+
+
+def test_model_responses_and_value_on_ref_generations(tmp_path):
+  # data.responses='model': pi_ref's samples labelled by the verifier; value.source=
+  # 'ref_generations': the value head is fitted to pi_ref's own samples on the held-out
+  # prompts (the paper's setting). ref_free + uniform sampling trains on every pair.
+  c = tiny_a_lol_config(tmp_path, **{
+      "data.responses": "model", "value.source": "ref_generations",
+      "value.samples_per_prompt": 2, "steps": 2, "max_new_tokens": 4,
+      "a_lol.sampler": "uniform", "a_lol.variant": "ref_free", "checkpoint_every": 1000})
+  a_lol.run(c)
+  rows = _lines(tmp_path / "data.jsonl")
+  assert len(rows) == 32 and all(len(r["response"]) <= 4 for r in rows)
+  first = _lines(tmp_path / "w" / "metrics.jsonl")[0]
+  assert first["data/num_value_rows"] == 2 * 4  # 4 held-out prompts x 2 samples
+  train = [l for l in _lines(tmp_path / "w" / "metrics.jsonl") if "train/loss" in l]
+  assert len(train) == 2 and all(math.isfinite(l["train/loss"]) for l in train)
+
+
+def test_ref_generations_need_the_answer_field(tmp_path):
+  path = tmp_path / "data.jsonl"
+  with open(path, "w") as f:
+    for p in ("1+2=", "2+2=", "3+3=", "4+1="):
+      f.write(json.dumps({"prompt": p, "response": "4", "reward": 0.0}) + "\n")
+  c = tiny_a_lol_config(tmp_path, **{"data.generate": False, "value.source": "ref_generations"})
+  with pytest.raises(ValueError, match="'answer'"):
+    a_lol.run(c)

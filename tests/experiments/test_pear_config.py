@@ -64,3 +64,22 @@ def test_bad_pear_option_fails_at_start(tmp_path):
   c.pear.behavior = "sampler"
   with pytest.raises(ValueError, match="pear.behavior"):
     sft.run(c)
+
+
+def test_behavior_logprobs_from_the_data_fill_the_completion_columns():
+  from jaxrl_llm import data
+  from jaxrl_llm.training import sft as sft_lib
+  tok = models.CharTokenizer()
+  ex = [data.Example("1+2=", "3", "3", metadata={"behavior_logprobs": [-0.5, -0.25]}),
+        data.Example("10+2=", "12", "12", metadata={"behavior_logprobs": [-1.0, -2.0, -3.0]})]
+  batch = sft_lib.sft_batch(tok, ex, 10)
+  lp = sft_lib.behavior_logprobs_from_examples(ex, batch)
+  # completion + EOS are the last tokens: their log-probs are the last columns of [B, T-1]
+  np.testing.assert_array_equal(lp[0], [0] * 7 + [-0.5, -0.25])
+  np.testing.assert_array_equal(lp[1], [0] * 6 + [-1.0, -2.0, -3.0])
+  np.testing.assert_array_equal(lp != 0, batch["loss_mask"][:, 1:] > 0)
+  with pytest.raises(ValueError, match="2 values for 3 completion tokens"):
+    sft_lib.behavior_logprobs_from_examples([ex[0], data.Example("10+2=", "12", "12", metadata={
+        "behavior_logprobs": [-1.0, -2.0]})], batch)
+  with pytest.raises(ValueError, match="behavior_logprobs"):
+    sft_lib.behavior_logprobs_from_examples([data.Example("1+2=", "3", "3")], batch)
