@@ -37,6 +37,8 @@ from jaxrl_llm import losses, models, training  # noqa: E402
 from jaxrl_llm.models import lora  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
 from jaxrl_llm.training import rl as training_rl  # noqa: E402
+from jaxrl_llm import data  # noqa: E402
+from jaxrl_llm.data import rehearsal as rehearsal_data  # noqa: E402
 
 
 def _estimator(r):
@@ -126,9 +128,17 @@ def validate(c):
   ckpt_dir = os.path.join(c.workdir, "checkpoints")
   if c.resume and not (os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir)):
     raise ValueError(f"resume=True but there is no checkpoint directory {ckpt_dir!r}")
-  setup.build_task(c.task, "train")
+  train_source_of(c.task)
   setup.build_reward_fn(c.task)
   setup.lora_config(c)
+
+
+def train_source_of(task_cfg):
+  """The RL prompts: the task's train split, or the stored examples of
+  ``task.train_examples`` (a JSONL of data.rehearsal.save_examples, e.g. DPH-RL's D_exp)."""
+  if task_cfg.get("train_examples", ""):
+    return data.ListSource(rehearsal_data.load_examples(task_cfg.train_examples))
+  return setup.build_task(task_cfg, "train")
 
 
 def single_update(r) -> bool:
@@ -177,7 +187,7 @@ def run(c) -> dict:
   os.makedirs(c.workdir, exist_ok=True)
   r = c.rl
   config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)
-  train_source = setup.build_task(c.task, "train")
+  train_source = train_source_of(c.task)
   eval_set = setup.eval_examples(c.task, c.eval_size)
   reward_fn = setup.build_reward_fn(c.task)
   stops = setup.stop_tokens(config, tokenizer)

@@ -152,14 +152,14 @@ def load_rehearsal(path: str) -> tuple[RehearsalSet, dict]:
   return rs, metadata
 
 
-def _fit_left(x: np.ndarray, width: int) -> np.ndarray:
+def fit_left(x: np.ndarray, width: int) -> np.ndarray:
   """Left-pads (zeros) or keeps the last ``width`` columns."""
   if x.shape[1] >= width:
     return x[:, x.shape[1] - width:]
   return np.pad(x, ((0, 0), (width - x.shape[1], 0)))
 
 
-def _fit_right(x: np.ndarray, width: int) -> np.ndarray:
+def fit_right(x: np.ndarray, width: int) -> np.ndarray:
   """Right-pads (zeros) or keeps the first ``width`` columns."""
   if x.shape[1] >= width:
     return x[:, :width]
@@ -186,15 +186,15 @@ def rehearsal_rows(rs: RehearsalSet, start: int, count: int, *, prompt_width: in
     raise ValueError(f"prompt_width and completion_width must be >= 1, got {prompt_width}, "
                      f"{completion_width}")
   idx = (int(start) + np.arange(count)) % rs.num_rows
-  pmask = _fit_left(np.asarray(rs.prompt_mask, bool)[idx], prompt_width)
-  ptok = np.where(pmask, _fit_left(np.asarray(rs.prompt_tokens, np.int32)[idx], prompt_width),
+  pmask = fit_left(np.asarray(rs.prompt_mask, bool)[idx], prompt_width)
+  ptok = np.where(pmask, fit_left(np.asarray(rs.prompt_tokens, np.int32)[idx], prompt_width),
                   pad_id).astype(np.int32)
   cmask_full = np.asarray(rs.completion_mask, bool)[idx]
-  cmask = _fit_right(cmask_full, completion_width)
+  cmask = fit_right(cmask_full, completion_width)
   truncated = cmask_full.sum(1) > cmask.sum(1)
-  ctok = np.where(cmask, _fit_right(np.asarray(rs.completion_tokens, np.int32)[idx],
+  ctok = np.where(cmask, fit_right(np.asarray(rs.completion_tokens, np.int32)[idx],
                                     completion_width), pad_id).astype(np.int32)
-  lp = np.where(cmask, _fit_right(np.asarray(rs.base_logprobs, np.float32)[idx],
+  lp = np.where(cmask, fit_right(np.asarray(rs.base_logprobs, np.float32)[idx],
                                   completion_width), 0.0).astype(np.float32)
   return {"prompt_tokens": ptok, "prompt_mask": pmask, "completion_tokens": ctok,
           "completion_mask": cmask, "base_logprobs": lp, "truncated": truncated,

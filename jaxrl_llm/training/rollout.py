@@ -27,6 +27,7 @@ from jaxrl_llm import data, losses, sampling
 from jaxrl_llm.sampling import bucket_length
 from jaxrl_llm.sharding import SAMPLING_RULES
 from jaxrl_llm.training.batch import RolloutBatch, make_rollout_batch
+from jaxrl_llm.training import rehearsal as rehearsal_lib
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool, min_width: int = 16,
@@ -298,6 +299,9 @@ def no_augment(batch: RolloutBatch, rollouts: Rollouts, *, tokenizer, key, step)
 
 BATCH_AUGMENTERS = types.MappingProxyType({
     "none": BatchAugmenter(no_augment),
+    # DPH-RL: stored base-model samples of D_pef (training/rehearsal.py)
+    "rehearsal": BatchAugmenter(rehearsal_lib.rehearsal_augmenter,
+                                provides=rehearsal_lib.PROVIDES),
 })
 
 
