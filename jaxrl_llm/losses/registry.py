@@ -29,6 +29,7 @@ from jaxrl_llm.losses import pacs
 from jaxrl_llm.losses import laser, rapo
 from jaxrl_llm.losses import rl_plus
 from jaxrl_llm.losses import dph_rl
+from jaxrl_llm.losses import rover
 
 # What ``training.make_rl_step`` can pass a policy loss beyond its four arrays (see
 # :class:`PolicyLoss`): RolloutBatch fields, forward statistics of the current policy
@@ -91,6 +92,7 @@ _POLICY_LOSS_ROWS = {
     "rl_plus": PolicyLoss(rl_plus.rl_plus_loss, inputs=("is_off_policy",)),
     "dph_rl": PolicyLoss(dph_rl.dph_rl_loss, inputs=("extras",),
                          extras=("is_rehearsal", "base_logprobs")),
+    "rover": PolicyLoss(rover.rover_loss, inputs=("mean_logprobs", "old_mean_logprobs")),
 }
 
 
