@@ -47,6 +47,7 @@ from jaxrl_llm.losses.importance import truncated_importance_weights
 from jaxrl_llm.losses.laser import laser_loss, self_reward_mse, self_reward_scores
 from jaxrl_llm.losses.rapo import rapo_loss, rapo_phi
 from jaxrl_llm.losses.pacs import pacs_class_weights, pacs_loss, pacs_psi, pacs_score
+from jaxrl_llm.losses.rover import rover_clip_q, rover_loss, rover_next_values, rover_q_values
 from jaxrl_llm.losses.policy import (
     cispo_policy_loss,
     clip_cov_policy_loss,
