@@ -87,6 +87,38 @@ def preference_batch(tokenizer, pairs: Sequence, width: int,
   return out
 
 
+def paired_batch_from_ids(prompt_ids, chosen_ids, rejected_ids, pad_id: int,
+                          width: int) -> dict:
+  """A paired batch (:data:`PAIRED_KEYS`) from token ids (e.g. sampled responses, EOS
+  included where the sampler stopped), without a decode/encode round trip."""
+  out = {}
+  for side, ids in (("chosen", chosen_ids), ("rejected", rejected_ids)):
+    try:
+      rows = rows_from_ids(prompt_ids, ids, pad_id, width)
+    except ValueError as e:
+      raise ValueError(f"preference batch ({side}): {e}") from None
+    out.update({f"{side}_{k}": v for k, v in rows.items()})
+  return out
+
+
+def select_pairs(rewards, group_size: int):
+  """``(winners, losers, tied)`` from the verifier rewards ``[P * G]`` of ``G`` responses
+  per prompt (contiguous groups): for each prompt whose rewards are not all equal, the
+  row of its (first) highest and of its (first) lowest reward; ``tied [P]`` bool marks
+  the prompts skipped because every response scored the same (INPO's labelling step)."""
+  r = np.asarray(rewards, np.float64)
+  if group_size < 2 or r.ndim != 1 or r.shape[0] % group_size:
+    raise ValueError(f"select_pairs: rewards of shape {r.shape} do not split into groups of "
+                     f"group_size={group_size} (>= 2)")
+  g = r.reshape(-1, group_size)
+  tied = g.max(axis=1) == g.min(axis=1)
+  base = np.arange(g.shape[0]) * group_size
+  keep = ~tied
+  winners = (base + np.argmax(g, axis=1))[keep]
+  losers = (base + np.argmin(g, axis=1))[keep]
+  return winners, losers, tied
+
+
 def mismatched_rows(prompts: Sequence[str]) -> list[int]:
   """For row ``i``, the nearest earlier row (cyclically) with a different prompt, whose
   response KTO's reference point pairs with prompt ``i`` (TRL shifts the responses of a

@@ -199,3 +199,24 @@ def test_named_errors(model):
     tp.make_preference_step(config, opt, loss="orpo", loss_kwargs={"beta": 0.1})
   with pytest.raises(ValueError, match="unknown preference loss 'cpo'; known:"):
     tp.make_preference_step(config, opt, loss="cpo")
+
+
+def test_select_pairs_skips_ties():
+  # Prompt 0: rewards 0 1 0 1 -> winner row 1, loser row 0; prompt 1 all tie; prompt 2:
+  # 0.5 0 1 1 -> winner 10 (first max), loser 9.
+  winners, losers, tied = tp.select_pairs([0, 1, 0, 1, 1, 1, 1, 1, 0.5, 0, 1, 1], 4)
+  np.testing.assert_array_equal(winners, [1, 10])
+  np.testing.assert_array_equal(losers, [0, 9])
+  np.testing.assert_array_equal(tied, [False, True, False])
+  with pytest.raises(ValueError, match="group_size=1"):
+    tp.select_pairs([0, 1], 1)
+
+
+def test_paired_batch_from_ids_matches_the_text_path():
+  prompt_ids = [TOK.encode(p.prompt, add_bos=True) for p in PAIRS]
+  ids = lambda side: [TOK.encode(getattr(p, side), add_eos=True) for p in PAIRS]
+  from_ids = tp.paired_batch_from_ids(prompt_ids, ids("chosen"), ids("rejected"), TOK.pad_id,
+                                      WIDTH)
+  from_text = tp.preference_batch(TOK, PAIRS, WIDTH)
+  for k in tp.PAIRED_KEYS:
+    np.testing.assert_array_equal(from_ids[k], from_text[k])
