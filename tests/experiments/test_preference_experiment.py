@@ -5,6 +5,7 @@ iterations with the verifier as the oracle, and named errors for bad data/config
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -177,6 +178,17 @@ def test_inpo_two_iterations(tmp_path):
   print("inpo h_mean at the start of iteration 2", first_of_2["train/h_mean"])
   assert abs(first_of_2["train/h_mean"]) > 1e-3
   assert all(np.isfinite(r["train/loss"]) for r in train)
+  # Resumed from the checkpoint after iteration 1 (the run's own copy, the one after
+  # iteration 2 deleted): the same samples, pairs and steps (the sampling key of
+  # iteration t is fold_in(key(seed), t); the data cursor is in the checkpoint).
+  shutil.copytree(tmp_path / "w", tmp_path / "r")
+  shutil.rmtree(tmp_path / "r" / "checkpoints" / str(out["steps"]))
+  inpo.run(_inpo_config(tmp_path / "r", resume=True))
+  with open(tmp_path / "r" / "metrics.jsonl") as f:
+    resumed = [json.loads(l) for l in f]
+  np.testing.assert_allclose([r["train/loss"] for r in resumed if "train/loss" in r],
+                             [r["train/loss"] for r in train], rtol=1e-5)
+  assert [r["inpo/pairs"] for r in resumed if "inpo/pairs" in r] == [r["inpo/pairs"] for r in its]
 
 
 def test_bad_configs_and_data_fail_with_named_errors(tmp_path):
