@@ -120,7 +120,10 @@ def test_rlds_episodes_by_hand():
 def test_optional_fields_and_unmarked_boundaries_round_trip(tmp_path, no_network):
   data = _hand_transitions()
   back = datasets.validate_transitions(data)
-  loaded = rlds.load_rlds(rlds.save_rlds(data, str(tmp_path), "hand"))
+  path = rlds.save_rlds(data, str(tmp_path), "hand")
+  loaded = rlds.load_rlds(path)
+  via_registry = datasets.load("rlds", path)  # the offline loop's format registry
+  np.testing.assert_array_equal(via_registry.observations, loaded.observations)
   for name in FIELDS + ("goals", "next_actions"):
     np.testing.assert_array_equal(getattr(loaded, name), getattr(back, name), err_msg=name)
   # Episode B's end stays unflagged (timeouts 0), as in the source.

@@ -18,7 +18,14 @@ LOADERS: Dict[str, Callable[..., Transitions]] = {
     "ogbench_npz": lambda path, minari_datasets_path, synthetic, seed: load_ogbench_npz(path),
     "synthetic": lambda path, minari_datasets_path, synthetic, seed: synthetic_dataset(
         synthetic, seed=seed),
+    "rlds": lambda path, minari_datasets_path, synthetic, seed: _load_rlds(path),
 }
+
+
+def _load_rlds(path: str) -> Transitions:
+  # Imported on use: tensorflow-datasets is heavy and only the RLDS path needs it.
+  from jaxrl_llm.offline.datasets.rlds import load_rlds
+  return load_rlds(path)
 FORMATS = ("auto",) + tuple(LOADERS)
 
 
@@ -49,7 +56,8 @@ def load(dataset_format: str, dataset_path: str = "", *, minari_datasets_path: O
   """The dataset as NumPy-backed, validated `Transitions` (no download).
 
   dataset_format: one of `FORMATS` ("auto" picks by `dataset_path`, see `resolve_format`).
-  dataset_path:   a Minari dataset id, a D4RL .hdf5 or an OGBench .npz path.
+  dataset_path:   a Minari dataset id, a D4RL .hdf5 or an OGBench .npz path, or an RLDS
+                  TFDS version directory (format "rlds", written by `rlds.save_rlds`).
   minari_datasets_path: the local Minari root (default `$MINARI_DATASETS_PATH`).
   synthetic, seed: the spec and seed of the "synthetic" smoke-test set.
   """
