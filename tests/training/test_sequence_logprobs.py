@@ -159,3 +159,31 @@ def test_mean_logprobs_gradient_dense_equals_fused(tiny):
   g_d = jax.jit(jax.grad(lambda p: objective(p, "dense")))(params)
   g_x = jax.jit(jax.grad(lambda p: objective(p, "xla")))(params)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_d, g_x)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (fake) devices")
+def test_vocab_parallel_mean_logprobs_match_dense(monkeypatch):
+  # V = 40 split 2 ways on "tensor", tokens over data x fsdp (the kernel's gradients under
+  # this split are tested in tests/kernels_pallas/test_vocab_parallel.py).
+  import kernels_pallas
+  from jaxrl_llm import sharding
+  calls = []
+  real = kernels_pallas.fused_logprobs_vocab_sharded
+  monkeypatch.setattr(kernels_pallas, "fused_logprobs_vocab_sharded",
+                      lambda *a, **k: calls.append(k["want_mean_logprob"]) or real(*a, **k))
+  config = models.ModelConfig(family="llama", vocab_size=40, hidden_size=16,
+                              intermediate_size=24, num_layers=1, num_heads=2, num_kv_heads=1,
+                              head_dim=8)
+  params = models.init_params(config, jax.random.key(5))
+  tokens = jax.random.randint(jax.random.key(6), (4, 5), 0, 40)
+  mask = jnp.ones((4, 5), jnp.int32)
+  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  dense = training.sequence_logprobs(config, params, tokens, mask, temperature=0.6,
+                                     impl="dense", want_mean_logprob=True)
+  with jax.set_mesh(mesh):
+    split = jax.jit(lambda p: training.sequence_logprobs(
+        config, p, tokens, mask, temperature=0.6, impl="xla", mesh=mesh,
+        want_mean_logprob=True))(sharding.shard_params(params, config, mesh))
+  assert calls == [True]  # the split head went through the vocab-parallel kernel
+  np.testing.assert_allclose(split.mean_logprobs, dense.mean_logprobs, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(split.logprobs, dense.logprobs, rtol=1e-5, atol=1e-5)
