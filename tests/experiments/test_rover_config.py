@@ -102,6 +102,8 @@ def test_rover_recipe_20_steps_logs_finite_rover_metrics(tmp_path):
   c = rover_arithmetic.get_config()
   assert (c.rl.loss, c.sampling.temperature, c.rl.num_minibatches) == ("rover", 0.6, 4)
   assert c.rl.advantage == "grpo" and c.rl.advantage_kwargs.std_scope == "group"
+  c.init_from = ""
+  rl.validate(c)  # the full-size recipe passes the start-up checks
   c = _helpers.tiny_model(c)
   c.workdir = str(tmp_path / "rover")
   c.init_from = ""
