@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
 
 from jaxrl_llm import losses, models, training  # noqa: E402
+from jaxrl_llm.data import one_shot  # noqa: E402
 from jaxrl_llm.models import lora  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
 from jaxrl_llm.training import rl as training_rl  # noqa: E402
@@ -70,6 +71,9 @@ def validate(c):
   augment = rollout.get_batch_augmenter(r.get("batch_augment", "none"))
   losses.check_options(augment.fn, setup.as_dict(r.get("batch_augment_kwargs", {})),
                        f"rl.batch_augment {r.get('batch_augment', 'none')!r}", skip=2)
+  if augment.check is not None:  # e.g. 'demonstration': the task has reference solutions
+    augment.check(setup.build_task(c.task, "train"),
+                  **setup.as_dict(r.get("batch_augment_kwargs", {})))
   # Extras that prepare computes itself (training.rl.PREPARE_EXTRAS, e.g. RAPO's normaliser).
   missing = sorted(set(pg.extras) - set(augment.provides) - set(training_rl.PREPARE_EXTRAS))
   if missing:
@@ -209,6 +213,11 @@ def run(c) -> dict:
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
   start, state, position, writer, ckpt = setup.open_run(c, state)
+  # 1-shot RLVR's per-example accuracy history (data.one_shot), rl.accuracy_log in workdir.
+  acc_log = os.path.join(c.workdir, r.accuracy_log) if r.get("accuracy_log") else None
+  acc_index = one_shot.example_indices(train_source) if acc_log else None
+  if acc_log and setup.is_main_process():
+    one_shot.truncate_log(acc_log, start)
   base_key = jax.random.key(c.seed)
   sample_opts = sampling_options(c)
   rollout_opts = dict(
@@ -235,6 +244,7 @@ def run(c) -> dict:
                   disable=not c.progress_bar or not setup.is_main_process())
   augment = rollout.get_batch_augmenter(r.get("batch_augment", "none"))
   augment_kwargs = setup.as_dict(r.get("batch_augment_kwargs", {}))
+  run_inputs = {"reward_fn": reward_fn}  # what BatchAugmenter.run_inputs may name
   whole_groups = _policy_loss(r).whole_groups
   for it in bar:
     t0 = time.time()
@@ -244,9 +254,13 @@ def run(c) -> dict:
                                   position,
                                   reward_fn, sample_key, **rollout_opts)
     position = ro.position
+    if acc_log and setup.is_main_process():
+      one_shot.append_jsonl(acc_log, one_shot.accuracy_records(
+          it + 1, ro.examples, ro.task_rewards, r.group_size, indices=acc_index))
     t_sample = time.time() - t0
     batch, aug_metrics = augment.fn(ro.batch, ro, tokenizer=tokenizer,
                                     key=jax.random.fold_in(shuffle_key, 1 << 20), step=it,
+                                    **{k: run_inputs[k] for k in augment.run_inputs},
                                     **augment_kwargs)
     batch = batch if mesh is None else training.place_batch(batch, mesh)
     ref = lora.base_params(state.params) if lora_cfg is not None and r.kl else ref_params

@@ -189,3 +189,25 @@ def only_examples_source(source, indices: Sequence[int], *, seed: int = 0) -> Li
     chosen = [source.example(seed, i) for i in indices]
   return ListSource(tuple(chosen), shuffle=False)
 
+
+
+def truncate_log(path: str, after_step: int) -> None:
+  """Drops the records of steps > ``after_step`` from the log at ``path`` (0: all of it),
+  so a resumed run does not count a re-run step twice and a fresh one starts empty."""
+  if not os.path.isfile(path):
+    return
+  if after_step <= 0:
+    os.remove(path)
+    return
+  keep = [rec for rec in read_jsonl(path) if rec["step"] <= after_step]
+  os.remove(path)
+  append_jsonl(path, keep)
+
+
+def select_examples(log_path: str, top: int = 1, method: str = "std",
+                    num_epochs: Optional[int] = None) -> list:
+  """The ``top`` best-ranked example ids (indices for a finite source) of an accuracy log:
+  pass them as ``task.only_examples`` (pi_1 = ``select_examples(path)[0]``)."""
+  ids, acc = accuracy_matrix(log_path, num_epochs=num_epochs)
+  order, _ = historical_variance_ranking(acc, method=method)
+  return [ids[i] for i in order[:top]]

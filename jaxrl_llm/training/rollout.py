@@ -28,6 +28,7 @@ from jaxrl_llm.sampling import bucket_length
 from jaxrl_llm.sharding import SAMPLING_RULES
 from jaxrl_llm.training.batch import RolloutBatch, make_rollout_batch
 from jaxrl_llm.training import rehearsal as rehearsal_lib
+from jaxrl_llm.training import demonstration as demonstration_lib
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool, min_width: int = 16,
@@ -284,11 +285,16 @@ class BatchAugmenter(NamedTuple):
   ``fn(batch, rollouts, *, tokenizer, key, step, **options) -> (batch, metrics)`` adds or
   replaces rows (rehearsal samples, external demonstrations) or fills
   ``batch.extras``; ``provides`` names the extras keys it fills, so the loop can
-  check at start that a policy loss's ``extras`` will be there.
+  check at start that a policy loss's ``extras`` will be there. ``run_inputs`` names
+  run-level objects the loop passes as keywords (``"reward_fn"``: the task's
+  verifier); ``check(train_source, **options)``, if given, runs at start (e.g. the
+  task has what the augmenter reads) and raises a ``ValueError`` naming what is missing.
   """
 
   fn: Callable
   provides: tuple = ()
+  run_inputs: tuple = ()
+  check: Optional[Callable] = None
 
 
 def no_augment(batch: RolloutBatch, rollouts: Rollouts, *, tokenizer, key, step):
@@ -302,6 +308,10 @@ BATCH_AUGMENTERS = types.MappingProxyType({
     # DPH-RL: stored base-model samples of D_pef (training/rehearsal.py)
     "rehearsal": BatchAugmenter(rehearsal_lib.rehearsal_augmenter,
                                 provides=rehearsal_lib.PROVIDES),
+    # RL-PLUS: each group's last member replaced by the example's reference solution
+    "demonstration": BatchAugmenter(demonstration_lib.demonstration_augment,
+                                    run_inputs=("reward_fn",),
+                                    check=demonstration_lib.check_demonstration_source),
 })
 
 

@@ -101,7 +101,33 @@ def shard_on_mesh(mesh_shape, config, params):
 
 
 def build_task(task_cfg, split: str):
-  """A data source (``examples(seed, start, count)``) for ``split``."""
+  """A data source (``examples(seed, start, count)``) for ``split``.
+
+  Training-split options (1-shot RLVR, ``data.one_shot``): ``task.pool_size`` > 0 makes
+  a generator task a finite set of its first ``pool_size`` examples of stream
+  ``task.pool_seed`` (reshuffled every epoch; item i = example i); ``task.only_examples``
+  (indices into the finite set / JSONL items, or the generator's stream
+  ``task.pool_seed``) keeps only those examples, cycled so one index fills every batch.
+  """
+  source = _task_source(task_cfg, split)
+  if split != "train":
+    return source
+  from jaxrl_llm.data import one_shot
+  pool, seed = int(task_cfg.get("pool_size", 0) or 0), int(task_cfg.get("pool_seed", 0) or 0)
+  if pool < 0:
+    raise ValueError(f"task.pool_size must be >= 0, got {pool}")
+  if pool and not isinstance(source, data.ListSource):
+    source = one_shot.finite_pool(source, pool, seed=seed)
+  only = tuple(task_cfg.get("only_examples", ()) or ())
+  if only:
+    try:
+      source = one_shot.only_examples_source(source, only, seed=seed)
+    except ValueError as e:
+      raise ValueError(f"task.only_examples: {e}") from None
+  return source
+
+
+def _task_source(task_cfg, split: str):
   name = task_cfg.name
   if name == "arithmetic":
     return data.ArithmeticTask(digits=task_cfg.digits, min_digits=task_cfg.min_digits,
