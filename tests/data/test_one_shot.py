@@ -114,3 +114,17 @@ def test_pool_and_generator_indices():
   assert gen.items[0].prompt == task.example(0, 4).prompt
   with pytest.raises(ValueError, match="pool size"):
     one_shot.finite_pool(task, 0)
+
+
+def test_truncate_log_and_select_examples(tmp_path):
+  path = str(tmp_path / "acc.jsonl")
+  exs = [_ex("a="), _ex("b="), _ex("c=")]
+  idx = {"a=": 0, "b=": 1, "c=": 2}
+  # a: accuracies 0, 1 (std .5); b: 1, 1 (0); c: .5, 0 (std .25) -> order a, c, b
+  for step, rewards in ((1, [0, 0, 1, 1, 1, 0]), (2, [1, 1, 1, 1, 0, 0]), (3, [1, 1, 1, 1, 1, 1])):
+    one_shot.append_jsonl(path, one_shot.accuracy_records(step, exs, rewards, 2, indices=idx))
+  one_shot.truncate_log(path, 2)  # a resumed run from step 2 drops step 3
+  assert {r["step"] for r in one_shot.read_jsonl(path)} == {1, 2}
+  assert one_shot.select_examples(path, top=3) == [0, 2, 1]
+  one_shot.truncate_log(path, 0)  # a fresh run starts empty
+  assert not (tmp_path / "acc.jsonl").exists()
