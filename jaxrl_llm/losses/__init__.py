@@ -72,6 +72,7 @@ from jaxrl_llm.losses.preference import (
     orpo_loss,
     simpo_loss,
 )
+from jaxrl_llm.losses.rl_plus import grpo_split_advantages, mis_ratio, rl_plus_loss
 from jaxrl_llm.losses.registry import (
     POLICY_INPUTS,
     AdvantageEstimator,
