@@ -93,7 +93,7 @@ def validate(c):
   if "ref_logprobs" in pg.inputs and not r.kl:
     raise ValueError(f"rl.loss {r.loss!r} reads reference log-probs: set rl.kl (e.g. 'k3', "
                      "with rl.kl_coef=0 for no KL term) so a frozen reference is kept")
-  if pg.whole_groups and r.num_minibatches > 1 and (
+  if pg.whole_groups and (
       (r.batch_size // r.num_minibatches) % (r.group_size * r.num_micro_batches)):
     raise ValueError(f"rl.loss {r.loss!r} needs whole groups per micro-batch: "
                      f"rl.batch_size / rl.num_minibatches = {r.batch_size // r.num_minibatches} "

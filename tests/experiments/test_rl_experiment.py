@@ -217,3 +217,14 @@ def test_advantage_options_take_gamma_lam_only_where_the_estimator_has_them(tmp_
   c.rl.advantage = "gae"
   c.rl.advantage_kwargs = {"whiten": False}
   assert rl.advantage_options(c.rl) == {"gamma": 1.0, "lam": 0.9, "whiten": False}
+
+
+def test_group_coupled_loss_needs_whole_groups_per_micro_batch(tmp_path):
+  """PACS couples a group's rows: 8-row minibatches in 4 micro-batches of 2 rows would
+  split groups of 4, with one minibatch as with several."""
+  for minibatches in (1, 2):
+    c = _helpers.tiny_rl_config(tmp_path / f"w{minibatches}")
+    c.rl.loss, c.rl.loss_kwargs = "pacs", {}
+    c.rl.num_minibatches, c.rl.num_micro_batches = minibatches, 8 // minibatches
+    with pytest.raises(ValueError, match="needs whole groups per micro-batch"):
+      rl.validate(c)
