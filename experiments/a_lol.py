@@ -108,6 +108,9 @@ def make_dataset(c, config, ref_params, tokenizer, reward_fn, stops) -> str:
                for ex, t in pairs]
   if setup.is_main_process():
     a_lol.write_offline_jsonl(d.path, records)
+  if jax.process_count() > 1:  # the others read the file only once process 0 has written it
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("a_lol_dataset_written")
   return d.path
 
 
