@@ -57,8 +57,8 @@ def test_loss_inputs_reach_the_loss(setup, with_probe):
                                single_update=True)
   state = training.init_train_state(params, optax.sgd(0.0))
   batch = _batch()
-  prepared, _ = step.prepare(state, batch)
-  _, metrics = step.update(state, prepared)
+  prepared, _ = jax.jit(step.prepare)(state, batch)
+  _, metrics = jax.jit(step.update)(state, prepared)
   # Hand value: r + g + off + step(0) + w per row.
   row = (np.asarray(batch.rewards) + np.arange(8) // 2 + batch.is_off_policy
          + batch.extras["weight"])
@@ -70,9 +70,9 @@ def test_missing_extras_fail_naming_the_key(setup, with_probe):
   step = training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="probe",
                                single_update=True)
   state = training.init_train_state(params, optax.sgd(0.0))
-  prepared, _ = step.prepare(state, rl_batch())
+  prepared, _ = jax.jit(step.prepare)(state, rl_batch())
   with pytest.raises(ValueError, match=r"needs RolloutBatch.extras \['weight'\]"):
-    step.update(state, prepared)
+    jax.jit(step.update)(state, prepared)
   with pytest.raises(ValueError, match="filled in from the batch"):
     training.make_rl_step(config, optax.sgd(0.0), group_size=2, loss="probe",
                           loss_kwargs={"rewards": 1.0})
@@ -86,8 +86,8 @@ def test_pg_coef_scales_the_policy_gradient(setup, with_probe):
     step = training.make_rl_step(config, optax.sgd(1.0), group_size=2, loss="probe",
                                  single_update=True, pg_coef=coef)
     state = training.init_train_state(params, optax.sgd(1.0))
-    prepared, _ = step.prepare(state, batch)
-    new_state, _ = step.update(state, prepared)
+    prepared, _ = jax.jit(step.prepare)(state, batch)
+    new_state, _ = jax.jit(step.update)(state, prepared)
     grads[coef] = jax.tree.map(lambda a, b: np.asarray(a) - np.asarray(b), params,
                                new_state.params)
   half = jax.tree.leaves(jax.tree.map(lambda a, b: np.abs(a - 0.5 * b).max(), grads[0.5],
@@ -105,7 +105,7 @@ def test_off_policy_rows_are_out_of_the_mismatch_metrics(setup):
   # A wildly wrong sampler log-prob on the off-policy row must not move the metric.
   far = np.array(batch.sampler_logprobs)
   far[-1] = -50.0 * np.asarray(batch.completion_mask[-1])
-  _, m_ref = step.prepare(state, batch)
-  _, m_far = step.prepare(state, batch.replace(sampler_logprobs=far))
+  _, m_ref = jax.jit(step.prepare)(state, batch)
+  _, m_far = jax.jit(step.prepare)(state, batch.replace(sampler_logprobs=far))
   np.testing.assert_allclose(float(m_far["mismatch/mismatch_k1"]),
                              float(m_ref["mismatch/mismatch_k1"]), rtol=1e-6)

@@ -93,8 +93,8 @@ def test_make_rl_step_passes_the_appended_token_logprob_to_laser(tiny):
                                loss_kwargs=opts, self_reward_token=Z_C, single_update=True,
                                logprob_impl="dense")
   state = training.init_train_state(params, optax.sgd(0.0))
-  prepared, _ = step.prepare(state, batch)
-  _, metrics = step.update(state, prepared)
+  prepared, _ = jax.jit(step.prepare)(state, batch)  # jit: eager op-by-op is slower
+  _, metrics = jax.jit(step.update)(state, prepared)
   # Rows 0, 1, 3 have room (row 2 fills all 5 columns); s = 0.5 (lp_z + 3).
   app = self_reward.append_self_reward_token(comps, comp_mask, Z_C)
   lp = lp_lib.completion_logprobs(config, params, prompts, prompt_mask, app.tokens, app.mask,
