@@ -152,8 +152,8 @@ def test_sharded_lora_sft_step_equals_single_device(setup):
 
 
 def test_dpo_with_lora_reference_is_the_frozen_base(setup):
-  """Preference training (no step builder exists for it yet) composes the same way: the
-  DPO loss over ``lora.model_params`` log-probs, the reference being the frozen base."""
+  """The pieces compose by hand as ``training/preference.py`` composes them: the DPO loss
+  over ``lora.model_params`` log-probs, the reference being the frozen base."""
   from jaxrl_llm import losses
   config, params, cfg, lp = setup
   b = rl_batch(5)
