@@ -37,7 +37,7 @@ from jaxrl_llm.models import lora
 from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.logprobs import sequence_logprobs
 from jaxrl_llm.training.sft import sft_batch
-from jaxrl_llm.training.state import TrainState
+from jaxrl_llm.training.state import TrainState, apply_gradients, trained_params
 
 A_LOL_BATCH_KEYS = ("tokens", "attention_mask", "loss_mask", "ref_logprobs", "advantages")
 
@@ -361,14 +361,11 @@ def make_a_lol_step(config: models.ModelConfig, optimizer: optax.GradientTransfo
     def wrapped(p, mb):
       return terms_fn(lora.model_params(state.params, p[0]), mb)
 
-    trained = (lora.trainable(state.params), state.value_params)
+    trained = trained_params(state)
     loss, grads, terms, metrics = accumulate_gradients(
         wrapped, trained, batch, counts, {"a_lol": 1.0}, num_micro_batches)
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
-    new_trainable, value_params = optax.apply_updates(trained, updates)
-    params = lora.replace_trainable(state.params, new_trainable)
+    new_state, grad_norm = apply_gradients(state, optimizer, grads)
     metrics = dict(metrics, loss=loss, nll=terms["nll"], grad_norm=grad_norm, tokens=tokens)
-    return TrainState(state.step + 1, params, value_params, opt_state), metrics
+    return new_state, metrics
 
   return step

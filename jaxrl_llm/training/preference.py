@@ -32,7 +32,7 @@ from jaxrl_llm.losses import preference as pref
 from jaxrl_llm.models import lora
 from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.logprobs import sequence_logprobs
-from jaxrl_llm.training.state import TrainState
+from jaxrl_llm.training.state import TrainState, apply_gradients, trained_params
 
 ROW_KEYS = ("tokens", "attention_mask", "loss_mask")
 PAIRED_KEYS = tuple(f"{side}_{k}" for side in ("chosen", "rejected") for k in ROW_KEYS)
@@ -273,17 +273,14 @@ def make_preference_step(config: models.ModelConfig, optimizer: optax.GradientTr
                        **options)
       return {"pref": out.total}, dict(out.metrics)
 
-    trained = (lora.trainable(state.params), state.value_params)
+    trained = trained_params(state)
     loss_value, grads, _, metrics = accumulate_gradients(
         terms_fn, trained, batch, counts, {"pref": 1.0}, num_micro_batches)
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
-    new_trainable, value_params = optax.apply_updates(trained, updates)
-    params = lora.replace_trainable(state.params, new_trainable)
+    new_state, grad_norm = apply_gradients(state, optimizer, grads)
     mask_keys = ("chosen_loss_mask", "rejected_loss_mask") if entry.paired else ("loss_mask",)
     tokens = sum(jnp.sum(response_lengths(batch[k])) for k in mask_keys)
     metrics = dict(metrics, loss=loss_value, grad_norm=grad_norm,
                    tokens=tokens.astype(jnp.float32))
-    return TrainState(state.step + 1, params, value_params, opt_state), metrics
+    return new_state, metrics
 
   return PreferenceStep(update, reference_logps, previous_logps, entry)

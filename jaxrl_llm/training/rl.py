@@ -34,7 +34,7 @@ from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.batch import RolloutBatch, check_rollout_batch
 from jaxrl_llm.training.logprobs import completion_logprobs
 from jaxrl_llm.training import self_reward, tilted_reference
-from jaxrl_llm.training.state import TrainState, value_head_apply
+from jaxrl_llm.training.state import TrainState, apply_gradients, trained_params, value_head_apply
 
 sg = jax.lax.stop_gradient
 
@@ -345,20 +345,17 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
   def update(state: TrainState, batch: RolloutBatch):
     check_rollout_batch(batch, require=required)
     counts = counts_of(batch, state.step)
-    trained = (lora.trainable(state.params), state.value_params)
+    trained = trained_params(state)
     loss_value, grads, terms, metrics = accumulate_gradients(
         lambda p, mb: terms_fn(p, mb, state.params, state.step), trained, batch, counts, coefs,
         num_micro_batches)
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
-    new_trainable, value_params = optax.apply_updates(trained, updates)
-    params = lora.replace_trainable(state.params, new_trainable)
+    new_state, grad_norm = apply_gradients(state, optimizer, grads)
     metrics = dict(metrics, loss=loss_value, grad_norm=grad_norm,
                    pg_loss=terms["pg"], entropy=terms["entropy"])
     if "kl" in terms:
       metrics["kl"] = terms["kl"]
     if "value" in terms:
       metrics["value_loss"] = terms["value"]
-    return TrainState(state.step + 1, params, value_params, opt_state), metrics
+    return new_state, metrics
 
   return RLStep(prepare, update, use_value)

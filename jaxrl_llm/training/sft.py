@@ -13,7 +13,7 @@ from jaxrl_llm.losses import masked_sum
 from jaxrl_llm.losses.pear import pear_sft_loss
 from jaxrl_llm.training.accumulate import accumulate_gradients
 from jaxrl_llm.training.logprobs import sequence_logprobs
-from jaxrl_llm.training.state import TrainState
+from jaxrl_llm.training.state import TrainState, apply_gradients, trained_params
 
 SFT_BATCH_KEYS = ("tokens", "attention_mask", "loss_mask")
 
@@ -88,16 +88,13 @@ def make_sft_step(config: models.ModelConfig, optimizer: optax.GradientTransform
     def wrapped(p, mb):
       return terms_fn(lora.model_params(state.params, p[0]), mb)
 
-    trained = (lora.trainable(state.params), state.value_params)
+    trained = trained_params(state)
     loss, grads, terms, metrics = accumulate_gradients(
         wrapped, trained, batch, counts, {"nll": 1.0}, num_micro_batches)
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
-    new_trainable, value_params = optax.apply_updates(trained, updates)
-    params = lora.replace_trainable(state.params, new_trainable)
+    new_state, grad_norm = apply_gradients(state, optimizer, grads)
     metrics = dict(metrics, loss=loss, nll=terms["nll"], grad_norm=grad_norm,
                    tokens=counts["nll"])
-    return TrainState(state.step + 1, params, value_params, opt_state), metrics
+    return new_state, metrics
 
   return step
 
@@ -125,15 +122,12 @@ def _make_pear_sft_step(config, optimizer, pear: dict, num_micro_batches: int,
     def wrapped(p, mb):
       return terms_fn(lora.model_params(state.params, p[0]), mb)
 
-    trained = (lora.trainable(state.params), state.value_params)
+    trained = trained_params(state)
     loss, grads, terms, metrics = accumulate_gradients(
         wrapped, trained, batch, counts, {"pear": 1.0}, num_micro_batches)
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, trained)
-    new_trainable, value_params = optax.apply_updates(trained, updates)
-    params = lora.replace_trainable(state.params, new_trainable)
+    new_state, grad_norm = apply_gradients(state, optimizer, grads)
     metrics = dict(metrics, loss=loss, nll=terms["nll"], grad_norm=grad_norm, tokens=tokens)
-    return TrainState(state.step + 1, params, value_params, opt_state), metrics
+    return new_state, metrics
 
   return step
 

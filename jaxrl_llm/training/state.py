@@ -50,3 +50,21 @@ def init_train_state(params, optimizer: optax.GradientTransformation,
   value_params = {} if value_params is None else value_params
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, value_params=value_params,
                     opt_state=optimizer.init((lora.trainable(params), value_params)))
+
+
+def trained_params(state: TrainState):
+  """What the optimiser updates: ``(lora.trainable(params), value_params)``."""
+  return lora.trainable(state.params), state.value_params
+
+
+def apply_gradients(state: TrainState, optimizer: optax.GradientTransformation,
+                    grads) -> tuple:
+  """One optimiser step with ``grads`` over :func:`trained_params`: ``(new state, |grads|)``.
+
+  With LoRA params only the adapters move (the frozen base is put back unchanged).
+  """
+  trained = trained_params(state)
+  updates, opt_state = optimizer.update(grads, state.opt_state, trained)
+  new_trainable, value_params = optax.apply_updates(trained, updates)
+  params = lora.replace_trainable(state.params, new_trainable)
+  return TrainState(state.step + 1, params, value_params, opt_state), optax.tree.norm(grads)
