@@ -64,3 +64,26 @@ def tiny_sft_config(workdir, **overrides):
       node = node[p]
     node[last] = v
   return c
+
+
+def shrink_rl_recipe(c, workdir, steps=20):
+  """An RL recipe's config cut to the tiny model: random init, 'answer_present' reward
+  (binary, informative for a random model), groups of 4 x 4 prompts, 4 new tokens, one
+  checkpoint at the end, no evaluation, export or TensorBoard."""
+  c = tiny_model(c)
+  c.workdir = str(workdir)
+  c.init_from = ""
+  c.task.reward = "answer_present"
+  c.sampling.max_new_tokens = 4
+  c.rl.group_size = 4
+  c.rl.batch_size = 16
+  c.steps = steps
+  c.eval_every = 1000
+  c.eval_at_start = False
+  c.eval_size = 4
+  c.checkpoint_every = steps
+  c.export_hf = False
+  c.progress_bar = False
+  c.tensorboard = False
+  c.optim.learning_rate = 1e-2
+  return c

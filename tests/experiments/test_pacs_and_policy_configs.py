@@ -16,23 +16,7 @@ PACS_METRICS = ("pacs_score_mean", "pacs_psi_mean", "pacs_psi_abs_mean", "pacs_a
 
 
 def _shrink(c, workdir, steps):
-  c = _helpers.tiny_model(c)
-  c.workdir = str(workdir)
-  c.init_from = ""
-  c.task.reward = "answer_present"   # binary, and informative for a random model
-  c.sampling.max_new_tokens = 4
-  c.rl.group_size = 4
-  c.rl.batch_size = 16
-  c.steps = steps
-  c.eval_every = 1000
-  c.eval_at_start = False
-  c.eval_size = 4
-  c.checkpoint_every = steps
-  c.export_hf = False
-  c.progress_bar = False
-  c.tensorboard = False
-  c.optim.learning_rate = 1e-2
-  return c
+  return _helpers.shrink_rl_recipe(c, workdir, steps)
 
 
 def _train_records(c):
