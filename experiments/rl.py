@@ -111,6 +111,12 @@ def validate(c):
   losses.check_options(shaping, setup.as_dict(r.get("reward_shaping_kwargs", {})),
                        f"rl.reward_shaping {r.get('reward_shaping', 'none')!r}", skip=2)
   rollout.get_prompt_transform(r.get("prompt_transform", "identity"))
+  method = _rollout_method(r)
+  method_kwargs = setup.as_dict(r.get("rollout_method_kwargs", {}))
+  losses.check_options(method.fn, method_kwargs,
+                       f"rl.rollout_method {r.get('rollout_method', 'standard')!r}", skip=5)
+  if method.check is not None:  # e.g. Guide: the task's examples carry hints
+    method.check(train_source_of(c.task), **method_kwargs)
   if r.group_size < 1 or r.batch_size % r.group_size:
     raise ValueError(f"rl.batch_size={r.batch_size} is not divisible by "
                      f"rl.group_size={r.group_size}")
@@ -135,6 +141,13 @@ def validate(c):
   train_source_of(c.task)
   setup.build_reward_fn(c.task)
   setup.lora_config(c)
+
+
+def _rollout_method(r):
+  try:
+    return rollout.get_rollout_method(r.get("rollout_method", "standard"))
+  except ValueError as e:
+    raise ValueError(f"rl.rollout_method: {e}") from None
 
 
 def train_source_of(task_cfg):
@@ -212,7 +225,12 @@ def run(c) -> dict:
   state = training.init_train_state(params, optimizer, value_params)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
-  start, state, position, writer, ckpt = setup.open_run(c, state)
+  start, state, position, writer, ckpt, meta = setup.open_run(c, state, return_meta=True)
+  method = _rollout_method(r)
+  method_kwargs = setup.as_dict(r.get("rollout_method_kwargs", {}))
+  # The rollout method's carried state (JSON), restored with the checkpoint on resume.
+  method_state = (meta["rollout_state"] if "rollout_state" in meta
+                  else method.initial_state(train_source, **method_kwargs))
   # 1-shot RLVR's per-example accuracy history (data.one_shot), rl.accuracy_log in workdir.
   acc_log = os.path.join(c.workdir, r.accuracy_log) if r.get("accuracy_log") else None
   acc_index = one_shot.example_indices(train_source) if acc_log else None
@@ -250,9 +268,10 @@ def run(c) -> dict:
     t0 = time.time()
     key = jax.random.fold_in(base_key, it)
     sample_key, shuffle_key = jax.random.split(key)
-    ro = rollout.collect_rollouts(config, policy_view(state.params), tokenizer, train_source,
-                                  position,
-                                  reward_fn, sample_key, **rollout_opts)
+    ctx = rollout.RolloutContext(config, policy_view(state.params), tokenizer, reward_fn, it,
+                                 rollout_opts)
+    ro, method_state = method.fn(ctx, train_source, position, sample_key, method_state,
+                                 **method_kwargs)
     position = ro.position
     if acc_log and setup.is_main_process():
       one_shot.append_jsonl(acc_log, one_shot.accuracy_records(
@@ -315,7 +334,8 @@ def run(c) -> dict:
     bar.set_postfix(reward=f"{record['train/reward_mean']:.3f}", acc=f"{accuracy:.3f}",
                     tok_s=f"{record['perf/tokens_per_s']:.0f}")
     # The sampling RNG of iteration i is fold_in(key(seed), i): seed + step restore it.
-    ckpt.save(it + 1, state, {"data_position": list(position), "step": it + 1, "seed": c.seed},
+    ckpt.save(it + 1, state, {"data_position": list(position), "step": it + 1, "seed": c.seed,
+                              "rollout_state": method_state},
               force=it + 1 == c.steps)
   ckpt.close()
   writer.close()

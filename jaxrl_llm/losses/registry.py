@@ -38,6 +38,7 @@ POLICY_INPUTS = (
     "rewards",               # [B] float
     "group_ids",             # [B] int
     "is_off_policy",         # [B] bool
+    "completion_mask",       # [B, N] every completion token, forced/hint ones included
     "sampler_logprobs",      # [B, N] the sampler's log-probs
     "ref_logprobs",          # [B, N] frozen reference (needs a reference model)
     "entropy",               # [B, N] entropy of the current policy

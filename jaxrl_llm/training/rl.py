@@ -229,6 +229,8 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
         out[name] = b.group_ids
       elif name == "is_off_policy":
         out[name] = b.is_off_policy.astype(bool)
+      elif name == "completion_mask":
+        out[name] = b.completion_mask.astype(bool)
       elif name == "sampler_logprobs":
         out[name] = b.sampler_logprobs.astype(jnp.float32)
       elif name == "ref_logprobs":

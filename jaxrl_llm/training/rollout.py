@@ -130,14 +130,23 @@ def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
                   top_k: Optional[int] = None, min_p: Optional[float] = None, stop_tokens=(),
                   stop_strings: Sequence[str] = (), prompt_transform: str = "identity",
                   prompt_transform_kwargs: Optional[dict] = None, add_bos: bool = True,
-                  mesh=None, rules=SAMPLING_RULES) -> _Round:
+                  mesh=None, rules=SAMPLING_RULES, plan: Optional[PromptPlan] = None) -> _Round:
   """G completions per example, arrays left on device; only tokens are read to decode.
+
+  ``plan`` (a :class:`PromptPlan`) gives the prompt texts and forced prefixes
+  directly (a method's hinted prompts); otherwise the named ``prompt_transform``
+  builds them from the examples.
 
   With a ``mesh`` the sampler lays its batch and KV cache out by the logical-axis
   ``rules`` (default: the sampling layout) on it. Stop strings cut the text the
   verifier sees and end the completion mask after the token that completes one.
   """
-  plan = get_prompt_transform(prompt_transform)(examples, **(prompt_transform_kwargs or {}))
+  if plan is None:
+    plan = get_prompt_transform(prompt_transform)(examples, **(prompt_transform_kwargs or {}))
+  if len(plan.prompts) != len(examples) or (plan.prefixes is not None
+                                            and len(plan.prefixes) != len(examples)):
+    raise ValueError(f"the prompt plan has {len(plan.prompts)} prompts and "
+                     f"{len(plan.prefixes or ())} prefixes for {len(examples)} examples")
   tokens, mask = encode_prompts(tokenizer, plan.prompts, add_bos=add_bos)
   prefix = _prefix_tokens(tokenizer, plan.prefixes, max_new_tokens)
   out = sampling.generate(config, params, tokens, mask, key, max_new_tokens=max_new_tokens,
@@ -321,6 +330,69 @@ def get_batch_augmenter(name: str) -> BatchAugmenter:
     raise ValueError(f"unknown batch augmenter {name!r}; known: "
                      f"{', '.join(sorted(BATCH_AUGMENTERS))}")
   return BATCH_AUGMENTERS[name]
+
+
+# ---- rollout methods --------------------------------------------------------------------
+
+
+class RolloutContext(NamedTuple):
+  """What a rollout method may use at one iteration.
+
+  ``params`` is the policy's sampling view at this step; ``options`` are the
+  :func:`collect_rollouts` keywords of the run (``num_prompts``, ``group_size``,
+  ``max_new_tokens``, the sampler settings, ``mesh`` ...), so a method that draws
+  its own rounds samples exactly as the standard one would.
+  """
+
+  config: object
+  params: object
+  tokenizer: object
+  reward_fn: Callable
+  step: int
+  options: dict
+
+
+class RolloutMethod(NamedTuple):
+  """A registered way of producing one iteration's :class:`Rollouts`.
+
+  ``fn(ctx, source, position, key, method_state, **options) -> (Rollouts, method_state)``.
+  ``method_state`` is what the method carries from one iteration to the next
+  (stored traces, per-problem hint rates, a replay buffer, the retained hard set);
+  it must be JSON-serialisable (dicts, lists, numbers, strings), because the loop
+  saves it in each checkpoint's metadata and restores it on resume.
+  ``init_state(source, **options)`` builds the first one (default ``{}``);
+  ``check(source, **options)``, if given, runs at start and raises a ``ValueError``
+  naming what the task lacks (e.g. a hint field).
+  """
+
+  fn: Callable
+  init_state: Optional[Callable] = None
+  check: Optional[Callable] = None
+
+  def initial_state(self, source, **options):
+    return {} if self.init_state is None else self.init_state(source, **options)
+
+
+def standard_rollouts(ctx: RolloutContext, source, position, key, method_state):
+  """:func:`collect_rollouts` with the run's options; the method state is unused."""
+  ro = collect_rollouts(ctx.config, ctx.params, ctx.tokenizer, source, position, ctx.reward_fn,
+                        key, **ctx.options)
+  return ro, method_state
+
+
+# Methods that change what is sampled (hinted rerolls, prefixes, prompt filters, ...)
+# register theirs here; ``rl.rollout_method`` selects one.
+ROLLOUT_METHODS = types.MappingProxyType({
+    "standard": RolloutMethod(standard_rollouts),
+})
+
+
+def get_rollout_method(name: str) -> RolloutMethod:
+  name = name or "standard"
+  if name not in ROLLOUT_METHODS:
+    raise ValueError(f"unknown rollout method {name!r}; known: "
+                     f"{', '.join(sorted(ROLLOUT_METHODS))}")
+  return ROLLOUT_METHODS[name]
 
 
 def evaluate(config, params, tokenizer, examples, reward_fn: Callable, *, max_new_tokens: int,

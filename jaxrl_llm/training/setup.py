@@ -171,7 +171,7 @@ def stop_tokens(config, tokenizer) -> tuple:
   return tuple(sorted(ids))
 
 
-def open_run(c, state):
+def open_run(c, state, *, return_meta: bool = False):
   """Metric writer, checkpointer and start point of an experiment run.
 
   A workdir that already holds a run (committed checkpoints or metric lines)
@@ -194,6 +194,8 @@ def open_run(c, state):
     position = data.DataPosition(*run.meta["data_position"])
     if is_main_process():
       print(f"resumed from step {run.start} (data cursor {position.cursor})", flush=True)
+  if return_meta:
+    return run.start, run.state, position, run.writer, run.checkpointer, dict(run.meta or {})
   return run.start, run.state, position, run.writer, run.checkpointer
 
 
