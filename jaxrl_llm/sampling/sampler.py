@@ -117,6 +117,25 @@ def _prefill(params, prompt_tokens, prompt_mask, *, config: ModelConfig, num_sam
                     repeat(kv_mask, 0))
 
 
+@functools.partial(jax.jit, static_argnames=("num_samples", "mesh", "rules"))
+def _repeat_prefilled(prefilled: _Prefilled, *, num_samples: int, mesh=None,
+                      rules=SAMPLING_RULES) -> _Prefilled:
+  """The B prefilled rows repeated to B·C decoding rows (row b·C + c continues prompt b)."""
+  rep = lambda x: jnp.repeat(x, num_samples, axis=0)
+  return _Prefilled(_constrain_cache(jax.tree.map(rep, prefilled.cache), mesh, rules),
+                    rep(prefilled.hidden), rep(prefilled.next_position), rep(prefilled.kv_mask))
+
+
+def _interleave_chunks(parts, batch: int):
+  """J chunk outputs ``[B·C, ...]`` (row b·C + c = sample j·C + c of prompt b) -> ``[B·J·C, ...]``
+  with row b·G + j·C + c, the one-shot row order."""
+  x = jnp.stack(parts)  # [J, B*C, ...]
+  j, rows = x.shape[:2]
+  x = x.reshape((j, batch, rows // batch) + x.shape[2:])
+  x = jnp.swapaxes(x, 0, 1)  # [B, J, C, ...]
+  return x.reshape((batch * rows * j // batch,) + x.shape[3:])
+
+
 class _LoopState(NamedTuple):
   step: jax.Array
   cache: KVCache
@@ -135,14 +154,16 @@ class _LoopState(NamedTuple):
     static_argnames=("config", "max_new_tokens", "stop_tokens", "pad_id", "prompt_width", "mesh",
                      "rules"))
 def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
-            sampling: SamplingParams, *, config: ModelConfig, max_new_tokens: int,
+            sampling: SamplingParams, row_ids=None, *, config: ModelConfig, max_new_tokens: int,
             stop_tokens: tuple[int, ...], pad_id: int, prompt_width: int, mesh=None,
             rules=SAMPLING_RULES):
   """The decode loop; returns the final loop state.
 
   ``sampling`` is traced (0-d arrays from `validate_sampling_params`). ``cache``,
   ``hidden`` and ``position`` are donated: the loop carries them and the returned
-  state aliases their buffers, so the cache is updated in place.
+  state aliases their buffers, so the cache is updated in place. ``row_ids`` (``[R]``
+  int32 or None): row r's draw at step t uses the key ``fold_in(fold_in(key, t),
+  row_ids[r])`` (one stream per row), else all rows share ``fold_in(key, t)``.
   """
   rows = hidden.shape[0]
   w_out = unembed_weight(config, params)
@@ -158,7 +179,10 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
     t = s.step
     logits = jnp.einsum("rd,dv->rv", s.hidden, w_out.astype(s.hidden.dtype),
                         preferred_element_type=jnp.float32)
-    draw = sample_from_logits(logits, jax.random.fold_in(key, t), sampling)
+    step_key = jax.random.fold_in(key, t)
+    if row_ids is not None:
+      step_key = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(step_key, row_ids)
+    draw = sample_from_logits(logits, step_key, sampling)
     token, sampling_logprob = draw.token, draw.sampling_logprob
     if prefix is not None:
       forced_token = jax.lax.dynamic_index_in_dim(prefix, t, axis=1, keepdims=False)
@@ -192,6 +216,29 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
       temperature_logprobs=jnp.zeros(shape, jnp.float32),
       sampling_logprobs=jnp.zeros(shape, jnp.float32), mask=jnp.zeros(shape, bool))
   return jax.lax.while_loop(cond, body, init)
+
+
+def _decode_in_chunks(params, tokens, mask, prefix, key, sampling, decode, *, num_samples: int,
+                      sample_chunk: int, config, max_new_tokens: int, cache_dtype, mesh,
+                      rules) -> _LoopState:
+  """Prefill once, then G / C decode loops of B·C rows from copies of the prompts' cache;
+  row ids (the per-row key streams) and forced prefixes are those of the one-shot rows."""
+  batch = tokens.shape[0]
+  base = _prefill(params, tokens, mask, config=config, num_samples=1,
+                  max_new_tokens=max_new_tokens, cache_dtype=cache_dtype, mesh=mesh, rules=rules)
+  finals = []
+  for j in range(num_samples // sample_chunk):
+    samples = j * sample_chunk + np.arange(sample_chunk)
+    rows = (np.arange(batch)[:, None] * num_samples + samples[None]).reshape(-1)
+    chunk = _repeat_prefilled(base, num_samples=sample_chunk, mesh=mesh, rules=rules)
+    chunk_prefix = None if prefix is None else jnp.take(prefix, jnp.asarray(rows), axis=0)
+    final = decode(params, chunk.cache, chunk.hidden, chunk.next_position, chunk.kv_mask,
+                   chunk_prefix, key, sampling, jnp.asarray(rows, jnp.int32))
+    finals.append(final._replace(cache=None, hidden=None, position=None))
+  merged = {f: _interleave_chunks([getattr(x, f) for x in finals], batch)
+            for f in ("done", "tokens", "logprobs", "temperature_logprobs", "sampling_logprobs",
+                      "mask")}
+  return _LoopState(step=None, cache=None, hidden=None, position=None, **merged)
 
 
 def _as_int_array(name, x, ndim):
@@ -230,14 +277,16 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
              max_new_tokens: int, num_samples: int = 1, temperature=1.0,
              top_k=None, top_p=None, min_p=None, stop_tokens: Sequence[int] = (),
              prefix_tokens=None, pad_token_id: Optional[int] = None, cache_dtype=None,
-             mesh=None, rules=SAMPLING_RULES, min_bucket: int = MIN_BUCKET) -> SampleOutput:
+             mesh=None, rules=SAMPLING_RULES, min_bucket: int = MIN_BUCKET,
+             sample_chunk: Optional[int] = None) -> SampleOutput:
   """Samples ``num_samples`` completions of ``max_new_tokens`` tokens per prompt.
 
   Args:
     config, params: the decoder LM (`jaxrl_llm.models`).
     prompt_tokens, prompt_mask: ``[B, P]`` left-padded prompts (mask 1 = real token);
       every prompt needs at least one real token.
-    key: PRNG key; step t uses ``fold_in(key, t)``.
+    key: PRNG key; step t uses ``fold_in(key, t)`` (with ``sample_chunk``, row r uses
+      ``fold_in(fold_in(key, t), r)``).
     max_new_tokens: N, completion length budget (static: changing it recompiles).
     num_samples: G completions per prompt; the prompt is prefilled once.
     temperature: 0 = greedy (argmax; filters are then irrelevant).
@@ -254,6 +303,14 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
     mesh, rules: run with the cache laid out by the logical-axis ``rules`` on ``mesh``
       (params should already be placed, e.g. `sharding.shard_params(..., SAMPLING_RULES)`).
     min_bucket: smallest bucketed prompt width.
+    sample_chunk: None (default): the G samples of every prompt are decoded in one
+      loop of B·G rows, all rows drawing from the step key ``fold_in(key, t)``. An int
+      C dividing G: the prompts are prefilled once and their cache is repeated to B·C
+      rows for each of G / C decode loops (BroRL-style large groups with bounded
+      memory), and every row draws from its own key ``fold_in(fold_in(key, t), r)``
+      with r = b·G + g its row in the output, so the result is the same for every C
+      (``sample_chunk=G`` is the one-call form of that stream). The two streams differ:
+      ``sample_chunk=None`` keeps the default sampler's draws and cost.
 
   Returns:
     `SampleOutput` with ``B * num_samples`` rows.
@@ -296,6 +353,10 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
   if prefix_tokens is not None:
     prefix = _prepare_prefix(prefix_tokens, batch, num_samples, max_new_tokens,
                              config.vocab_size)
+  if sample_chunk is not None and (isinstance(sample_chunk, bool) or not isinstance(
+      sample_chunk, (int, np.integer)) or sample_chunk < 1 or num_samples % sample_chunk):
+    raise ValueError(f"sample_chunk must be a positive int dividing num_samples={num_samples} "
+                     f"(or None), got {sample_chunk!r}")
   if cache_dtype is None:
     cache_dtype = params["embedding"].dtype
 
@@ -309,13 +370,20 @@ def generate(config: ModelConfig, params, prompt_tokens, prompt_mask, key: jax.A
     tokens = jax.device_put(tokens, batch_sharding(mesh, rules, 2, tokens.shape))
     mask = jax.device_put(mask, batch_sharding(mesh, rules, 2, mask.shape))
 
-  prefilled = _prefill(params, tokens, mask, config=config, num_samples=num_samples,
-                       max_new_tokens=max_new_tokens, cache_dtype=jnp.dtype(cache_dtype),
-                       mesh=mesh, rules=rules)
-  final = _decode(params, prefilled.cache, prefilled.hidden, prefilled.next_position,
-                  prefilled.kv_mask, prefix, key, sampling, config=config,
-                  max_new_tokens=max_new_tokens, stop_tokens=stop_tokens, pad_id=int(pad_id),
-                  prompt_width=padded, mesh=mesh, rules=rules)
+  decode = functools.partial(_decode, config=config, max_new_tokens=max_new_tokens,
+                             stop_tokens=stop_tokens, pad_id=int(pad_id), prompt_width=padded,
+                             mesh=mesh, rules=rules)
+  if sample_chunk is None:
+    prefilled = _prefill(params, tokens, mask, config=config, num_samples=num_samples,
+                         max_new_tokens=max_new_tokens, cache_dtype=jnp.dtype(cache_dtype),
+                         mesh=mesh, rules=rules)
+    final = decode(params, prefilled.cache, prefilled.hidden, prefilled.next_position,
+                   prefilled.kv_mask, prefix, key, sampling)
+  else:
+    final = _decode_in_chunks(params, tokens, mask, prefix, key, sampling, decode,
+                              num_samples=num_samples, sample_chunk=int(sample_chunk),
+                              config=config, max_new_tokens=max_new_tokens,
+                              cache_dtype=jnp.dtype(cache_dtype), mesh=mesh, rules=rules)
   rows = batch * num_samples
   forced = (jnp.zeros((rows, max_new_tokens), bool) if prefix is None
             else (prefix >= 0) & final.mask)

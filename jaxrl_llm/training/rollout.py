@@ -130,7 +130,8 @@ def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
                   top_k: Optional[int] = None, min_p: Optional[float] = None, stop_tokens=(),
                   stop_strings: Sequence[str] = (), prompt_transform: str = "identity",
                   prompt_transform_kwargs: Optional[dict] = None, add_bos: bool = True,
-                  mesh=None, rules=SAMPLING_RULES, plan: Optional[PromptPlan] = None) -> _Round:
+                  mesh=None, rules=SAMPLING_RULES, plan: Optional[PromptPlan] = None,
+                  sample_chunk: Optional[int] = None) -> _Round:
   """G completions per example, arrays left on device; only tokens are read to decode.
 
   ``plan`` (a :class:`PromptPlan`) gives the prompt texts and forced prefixes
@@ -140,6 +141,9 @@ def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
   With a ``mesh`` the sampler lays its batch and KV cache out by the logical-axis
   ``rules`` (default: the sampling layout) on it. Stop strings cut the text the
   verifier sees and end the completion mask after the token that completes one.
+  ``sample_chunk`` C (dividing ``group_size``): the group is decoded C completions per
+  prompt at a time from one shared prefill, with per-row keys, so the result does not
+  depend on C (`sampling.generate`); None: the default one-shot sampler.
   """
   if plan is None:
     plan = get_prompt_transform(prompt_transform)(examples, **(prompt_transform_kwargs or {}))
@@ -153,7 +157,7 @@ def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
                           num_samples=group_size, temperature=temperature, top_p=top_p,
                           top_k=top_k, min_p=min_p, stop_tokens=stop_tokens,
                           prefix_tokens=prefix, pad_token_id=tokenizer.pad_id, mesh=mesh,
-                          rules=rules)
+                          rules=rules, sample_chunk=sample_chunk)
   host_tokens = host_read(out.tokens)
   texts = tokenizer.batch_decode(host_tokens)
   comp_mask = out.mask
@@ -194,7 +198,7 @@ def collect_rollouts(config, params, tokenizer, source, position, reward_fn: Cal
                      reward_shaping: str = "none", reward_shaping_kwargs: Optional[dict] = None,
                      dynamic_sampling: bool = False, max_sampling_rounds: int = 4,
                      next_examples: Callable = data.take_batch, mesh=None,
-                     rules=SAMPLING_RULES) -> Rollouts:
+                     rules=SAMPLING_RULES, sample_chunk: Optional[int] = None) -> Rollouts:
   """Samples ``num_prompts`` groups of ``group_size`` completions and scores them.
 
   ``next_examples(source, position, n) -> (examples, position)`` is a pure
@@ -207,6 +211,9 @@ def collect_rollouts(config, params, tokenizer, source, position, reward_fn: Cal
   no gradient). ``reward_shaping`` names a ``losses.get_reward_shaping`` entry
   applied to the task rewards (e.g. ``"overlong"``, DAPO's soft overlong
   penalty). ``mesh``/``rules`` are passed to the sampler (see ``sample_groups``).
+  ``sample_chunk`` C: each group is sampled C completions per prompt at a time from one
+  shared prefill (BroRL's large groups with bounded sampler memory, arXiv 2510.01180);
+  the rollouts equal those of ``sample_chunk=group_size`` for every C.
   """
   shaping = losses.get_reward_shaping(reward_shaping)
   shaping_kwargs = losses.check_options(shaping, reward_shaping_kwargs,
@@ -222,7 +229,7 @@ def collect_rollouts(config, params, tokenizer, source, position, reward_fn: Cal
                        top_k=top_k, min_p=min_p, stop_tokens=stop_tokens,
                        stop_strings=stop_strings, prompt_transform=prompt_transform,
                        prompt_transform_kwargs=prompt_transform_kwargs, add_bos=add_bos,
-                       mesh=mesh, rules=rules)
+                       mesh=mesh, rules=rules, sample_chunk=sample_chunk)
     r = score(reward_fn, rd.texts, examples, g)
     rounds.append(rd)
     rewards.append(r)
