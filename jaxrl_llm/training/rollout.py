@@ -29,6 +29,8 @@ from jaxrl_llm.sharding import SAMPLING_RULES
 from jaxrl_llm.training.batch import RolloutBatch, make_rollout_batch
 from jaxrl_llm.training import rehearsal as rehearsal_lib
 from jaxrl_llm.training import demonstration as demonstration_lib
+from jaxrl_llm.training import guide as guide_lib
+from jaxrl_llm.training import prefix_rl as prefix_rl_lib
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool, min_width: int = 16,
@@ -59,7 +61,11 @@ def identity_prompts(examples) -> PromptPlan:
 
 # ``fn(examples, **options) -> PromptPlan``; methods that add hints or forced
 # prefixes register theirs here.
-PROMPT_TRANSFORMS = types.MappingProxyType({"identity": identity_prompts})
+PROMPT_TRANSFORMS = types.MappingProxyType({
+    "identity": identity_prompts,
+    # PrefixRL: forced prefixes cut from stored correct traces (training/prefix_rl.py)
+    "prefix_rl": prefix_rl_lib.prefix_rl_prompts,
+})
 
 
 def get_prompt_transform(name: str) -> Callable:
@@ -391,6 +397,12 @@ def standard_rollouts(ctx: RolloutContext, source, position, key, method_state):
 # register theirs here; ``rl.rollout_method`` selects one.
 ROLLOUT_METHODS = types.MappingProxyType({
     "standard": RolloutMethod(standard_rollouts),
+    # Guide: all-fail groups re-sampled from hinted prompts, stored off-policy (training/guide.py)
+    "guide": RolloutMethod(guide_lib.guide_rollouts, check=guide_lib.check_hint_source),
+    # PrefixRL: stored correct traces force completion prefixes (training/prefix_rl.py)
+    "prefix_rl": RolloutMethod(prefix_rl_lib.prefix_rl_rollouts,
+                               init_state=prefix_rl_lib.init_prefix_state,
+                               check=prefix_rl_lib.check_prefix_source),
 })
 
 
