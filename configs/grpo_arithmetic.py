@@ -32,7 +32,10 @@ def get_config():
       # Weight of the policy loss (0: entropy / KL terms only, 1-shot RLVR's ablation).
       "pg_coef": 1.0,
       # training.rollout.BATCH_AUGMENTERS: rows or extras added between rollout and prepare.
-      "batch_augment": "none", "batch_augment_kwargs": ConfigDict()})
+      "batch_augment": "none", "batch_augment_kwargs": ConfigDict(),
+      # > 0: sample each group C completions per prompt at a time (BroRL; same samples
+      # for every C dividing group_size); 0: one call.
+      "sample_chunk": 0})
   c.lora = sft_arithmetic.lora_block()
   c.optim = ConfigDict({"learning_rate": 5e-4, "warmup_steps": 10, "end_factor": 1.0,
                         "weight_decay": 0.0, "max_grad_norm": 1.0})
@@ -40,6 +43,11 @@ def get_config():
   c.eval_every = 25
   c.eval_at_start = True
   c.eval_size = 200
+  # Sampled evaluation at every eval: eval/pass@k (unbiased), eval/maj@k from n samples
+  # per held-out problem (first num_problems of the eval set; 0 = all); n = 0: off.
+  c.eval = ConfigDict({"n": 0, "pass_ks": (1, 4, 16), "maj_ks": (), "num_problems": 0,
+                       "sample_chunk": 0, "prompts_per_batch": 16, "maj_subsets": 16,
+                       "seed": 0})
   c.checkpoint_every = 25
   c.keep_checkpoints = 2
   c.resume = False

@@ -38,6 +38,7 @@ from jaxrl_llm.data import one_shot  # noqa: E402
 from jaxrl_llm.models import lora  # noqa: E402
 from jaxrl_llm.training import metrics as metrics_lib, rollout, setup  # noqa: E402
 from jaxrl_llm.training import rl as training_rl  # noqa: E402
+from jaxrl_llm.training import passk_eval  # noqa: E402
 from jaxrl_llm import data  # noqa: E402
 from jaxrl_llm.data import rehearsal as rehearsal_data  # noqa: E402
 
@@ -131,6 +132,11 @@ def validate(c):
                      f"by rl.num_micro_batches={r.num_micro_batches}")
   if c.steps < 1 or r.ppo_epochs < 1:
     raise ValueError(f"steps and rl.ppo_epochs must be >= 1, got {c.steps}, {r.ppo_epochs}")
+  chunk = r.get("sample_chunk", 0) or 0
+  if chunk < 0 or (chunk and r.group_size % chunk):
+    raise ValueError(f"rl.sample_chunk={chunk} must divide rl.group_size={r.group_size} "
+                     "(0 = one-shot sampling)")
+  validate_sampled_eval(c)
   if c.init_from:
     setup.resolve_hf_dir(c.init_from)
   if c.model.get("hf_dir"):
@@ -198,6 +204,46 @@ def sampling_options(c) -> dict:
               stop_strings=tuple(s.get("stop_strings", ()) or ()))
 
 
+def sampled_eval_on(c) -> bool:
+  """Whether ``c.eval.n`` > 0: pass@k / maj@k from n samples per held-out problem."""
+  return bool(c.get("eval") is not None and c.eval.get("n", 0))
+
+
+def validate_sampled_eval(c):
+  if not sampled_eval_on(c):
+    return
+  e, n = c.eval, c.eval.n
+  for name in ("pass_ks", "maj_ks"):
+    bad = [k for k in tuple(e.get(name, ()) or ()) if not 1 <= k <= n]
+    if bad:
+      raise ValueError(f"eval.{name} {bad} must lie in [1, eval.n={n}]")
+  chunk = e.get("sample_chunk", 0) or 0
+  if chunk < 0 or (chunk and n % chunk):
+    raise ValueError(f"eval.sample_chunk={chunk} must divide eval.n={n} (0 = one call)")
+  if tuple(e.get("maj_ks", ()) or ()):
+    passk_eval.get_answer_extractor(c.task.reward)
+
+
+def sampled_eval(c, config, params, tokenizer, eval_set, reward_fn, stops, mesh) -> dict:
+  """``eval/pass@k`` (unbiased, k in ``c.eval.pass_ks``) and ``eval/maj@k`` (``c.eval.maj_ks``)
+  from ``c.eval.n`` samples at the run's sampling settings of each of the first
+  ``c.eval.num_problems`` (0: all) held-out problems; the key ``key(c.eval.seed)`` is the
+  same at every evaluation (training/passk_eval.py)."""
+  e = c.eval
+  problems = eval_set[:e.num_problems] if e.get("num_problems", 0) else eval_set
+  maj_ks = tuple(e.get("maj_ks", ()) or ())
+  opts = sampling_options(c)
+  sampled = passk_eval.sample_correctness(
+      config, params, tokenizer, problems, reward_fn, jax.random.key(e.get("seed", 0)), n=e.n,
+      max_new_tokens=c.sampling.max_new_tokens,
+      prompts_per_batch=e.get("prompts_per_batch", 16), sample_chunk=e.get("sample_chunk", 0)
+      or None, stop_tokens=stops, add_bos=c.task.add_bos, mesh=mesh,
+      answer_fn=passk_eval.get_answer_extractor(c.task.reward) if maj_ks else None, **opts)
+  m = passk_eval.passk_metrics(sampled, tuple(e.get("pass_ks", ()) or ()), maj_ks,
+                               maj_subsets=e.get("maj_subsets", 16), seed=e.get("seed", 0))
+  return {f"eval/{k}": v for k, v in m.items()}
+
+
 def run(c) -> dict:
   validate(c)
   setup.init_distributed(c)  # before anything touches a device
@@ -246,6 +292,8 @@ def run(c) -> dict:
       reward_shaping_kwargs=setup.as_dict(r.get("reward_shaping_kwargs", {})),
       dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,
       mesh=mesh, **sample_opts)
+  if r.get("sample_chunk", 0):  # BroRL: large groups sampled C per prompt at a time
+    rollout_opts["sample_chunk"] = int(r.sample_chunk)
 
   def evaluate(step):
     ev = rollout.evaluate(config, policy_view(state.params), tokenizer, eval_set, reward_fn,
@@ -253,6 +301,9 @@ def run(c) -> dict:
                           stop_strings=sample_opts["stop_strings"], add_bos=c.task.add_bos,
                           mesh=mesh)
     writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
+    if sampled_eval_on(c):  # eval/pass@k, eval/maj@k from c.eval.n samples per problem
+      writer.write(step, sampled_eval(c, config, policy_view(state.params), tokenizer, eval_set,
+                                      reward_fn, stops, mesh))
     return ev["accuracy"]
 
   initial_accuracy = evaluate(0) if start == 0 and c.eval_at_start else None
