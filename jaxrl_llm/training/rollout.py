@@ -31,6 +31,8 @@ from jaxrl_llm.training import rehearsal as rehearsal_lib
 from jaxrl_llm.training import demonstration as demonstration_lib
 from jaxrl_llm.training import guide as guide_lib
 from jaxrl_llm.training import prefix_rl as prefix_rl_lib
+from jaxrl_llm.training import curriculum as curriculum_lib
+from jaxrl_llm.training import recomposition as recomposition_lib
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool, min_width: int = 16,
@@ -403,6 +405,15 @@ ROLLOUT_METHODS = types.MappingProxyType({
     "prefix_rl": RolloutMethod(prefix_rl_lib.prefix_rl_rollouts,
                                init_state=prefix_rl_lib.init_prefix_state,
                                check=prefix_rl_lib.check_prefix_source),
+    # SELF: drop prompts the current policy solves greedily (training/curriculum.py)
+    "self": RolloutMethod(curriculum_lib.self_rollouts, check=curriculum_lib.check_self),
+    # DRIVE: retained hard set, solved prompts dropped, refilled from the stream
+    "drive": RolloutMethod(curriculum_lib.drive_rollouts, init_state=curriculum_lib.drive_init,
+                           check=curriculum_lib.check_drive),
+    # RoRecomp: priority rows now, compensation groups replayed later (training/recomposition.py)
+    "rorecomp": RolloutMethod(recomposition_lib.rorecomp_rollouts,
+                              init_state=recomposition_lib.rorecomp_init,
+                              check=recomposition_lib.check_rorecomp),
 })
 
 
