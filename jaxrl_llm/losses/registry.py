@@ -30,6 +30,7 @@ from jaxrl_llm.losses import laser, rapo
 from jaxrl_llm.losses import rl_plus
 from jaxrl_llm.losses import dph_rl
 from jaxrl_llm.losses import rover
+from jaxrl_llm.losses import seele
 from jaxrl_llm.losses import guide
 
 # What ``training.make_rl_step`` can pass a policy loss beyond its four arrays (see
@@ -95,6 +96,8 @@ _POLICY_LOSS_ROWS = {
     "dph_rl": PolicyLoss(dph_rl.dph_rl_loss, inputs=("extras",),
                          extras=("is_rehearsal", "base_logprobs")),
     "rover": PolicyLoss(rover.rover_loss, inputs=("mean_logprobs", "old_mean_logprobs")),
+    # SEELE: PPO-clip on generated tokens + gamma * NLL on the forced hint tokens
+    "seele": PolicyLoss(seele.seele_loss, inputs=("completion_mask",)),
     # Guide-GRPO: PPO on sampled rows, r / (r + gamma) on hinted rerolls (lp_old = sampler's)
     "guide": PolicyLoss(guide.guide_loss, inputs=("is_off_policy", "sampler_logprobs")),
 }

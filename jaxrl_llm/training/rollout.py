@@ -29,6 +29,7 @@ from jaxrl_llm.sharding import SAMPLING_RULES
 from jaxrl_llm.training.batch import RolloutBatch, make_rollout_batch
 from jaxrl_llm.training import rehearsal as rehearsal_lib
 from jaxrl_llm.training import demonstration as demonstration_lib
+from jaxrl_llm.training import seele as seele_lib
 from jaxrl_llm.training import guide as guide_lib
 from jaxrl_llm.training import prefix_rl as prefix_rl_lib
 from jaxrl_llm.training import curriculum as curriculum_lib
@@ -399,6 +400,9 @@ def standard_rollouts(ctx: RolloutContext, source, position, key, method_state):
 # register theirs here; ``rl.rollout_method`` selects one.
 ROLLOUT_METHODS = types.MappingProxyType({
     "standard": RolloutMethod(standard_rollouts),
+    # SEELE: m rounds of hinted rollouts per problem, 3PL-fitted hint rates (training/seele.py)
+    "seele": RolloutMethod(seele_lib.seele_rollouts, init_state=seele_lib.init_seele_state,
+                           check=seele_lib.check_seele_source),
     # Guide: all-fail groups re-sampled from hinted prompts, stored off-policy (training/guide.py)
     "guide": RolloutMethod(guide_lib.guide_rollouts, check=guide_lib.check_hint_source),
     # PrefixRL: stored correct traces force completion prefixes (training/prefix_rl.py)
