@@ -102,6 +102,10 @@ def validate(c):
                      f"{r.group_size * r.num_micro_batches}")
   est = _estimator(r)
   losses.check_options(est.fn, advantage_options(r), f"rl.advantage {r.advantage!r}", skip=1)
+  missing = sorted(set(est.extras) - set(augment.provides))
+  if missing:  # e.g. 'gae_token' reads the token rewards of rl.batch_augment='process_reward'
+    raise ValueError(f"rl.advantage {r.advantage!r} reads batch extras {missing}, which "
+                     f"rl.batch_augment={r.get('batch_augment', 'none')!r} does not provide")
   if r.kl:
     losses.get_kl(r.kl)
   if r.get("overlong_cache"):

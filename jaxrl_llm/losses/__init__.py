@@ -73,6 +73,22 @@ from jaxrl_llm.losses.preference import (
     simpo_loss,
 )
 from jaxrl_llm.losses.rl_plus import grpo_split_advantages, mis_ratio, rl_plus_loss
+from jaxrl_llm.losses.process_rewards import (
+    PROCESS_SHAPINGS,
+    TOKEN_REWARDS_KEY,
+    clip_delta_process_rewards,
+    clip_process_rewards,
+    delta_process_rewards,
+    place_token_rewards,
+    shape_process_rewards,
+)
+from jaxrl_llm.losses.prof import (
+    PROF_VARIANTS,
+    prof_process_scores,
+    prof_select,
+    prof_split,
+    step_score_stats,
+)
 from jaxrl_llm.losses.registry import (
     POLICY_INPUTS,
     AdvantageEstimator,

@@ -38,6 +38,10 @@ class AdvantageInputs(NamedTuple):
   is_off_policy: [B] bool rows not sampled from the current policy (external
              demonstrations, hinted rerolls), or None (all on-policy); estimators
              with an on-policy-only baseline read it.
+  token_rewards: [B, T] float per-token rewards (process rewards at step ends +
+             the outcome at the last token: ``RolloutBatch.extras["token_rewards"]``,
+             written by the ``process_reward`` batch augmenter), or None; only the
+             token-level estimators (``gae_token``, ``reinforce_plus_plus_token``) read it.
   """
 
   rewards: jax.Array
@@ -45,6 +49,7 @@ class AdvantageInputs(NamedTuple):
   group_ids: jax.Array
   values: Optional[jax.Array] = None
   is_off_policy: Optional[jax.Array] = None
+  token_rewards: Optional[jax.Array] = None
 
 
 class AdvantageOutput(NamedTuple):

@@ -125,11 +125,14 @@ class AdvantageEstimator(NamedTuple):
     value head and fits it to ``returns``).
   group_relative: its baseline comes from the other responses of a prompt's
     group, so it needs groups of at least 2.
+  extras: ``RolloutBatch.extras`` keys it reads (through ``AdvantageInputs``, e.g.
+    ``token_rewards``); ``rl.batch_augment`` must provide them.
   """
 
   fn: Callable[..., AdvantageOutput]
   uses_values: bool = False
   group_relative: bool = True
+  extras: tuple = ()
 
   def __call__(self, inputs: AdvantageInputs, **options) -> AdvantageOutput:
     return self.fn(inputs, **options)
@@ -245,6 +248,37 @@ def grpo_split_estimator(inputs: AdvantageInputs, *, use_std: bool = False,
                                                   use_std=use_std, eps=eps), inputs)
 
 
+def _token_rewards(inputs: AdvantageInputs, name: str) -> jax.Array:
+  if inputs.token_rewards is None:
+    raise ValueError(f"advantage estimator {name!r} reads token-level rewards "
+                     "(RolloutBatch.extras['token_rewards']): set rl.batch_augment="
+                     "'process_reward'")
+  return inputs.token_rewards.astype(jnp.float32)
+
+
+def gae_token_estimator(inputs: AdvantageInputs, *, gamma: float = 1.0, lam: float = 1.0,
+                        whiten: bool = True) -> AdvantageOutput:
+  """:func:`advantages.gae_advantages` on ``inputs.token_rewards`` (process rewards at
+  step ends + the outcome at the last token; Clip / Delta, arXiv 2410.15115, with PPO)."""
+  if inputs.values is None:
+    raise ValueError("advantage estimator 'gae_token' needs AdvantageInputs.values (a critic)")
+  m = inputs.mask.astype(jnp.float32)
+  adv, returns = advantages.gae_advantages(_token_rewards(inputs, "gae_token") * m,
+                                           inputs.values * m, inputs.mask, gamma=gamma,
+                                           lam=lam, whiten=whiten)
+  return AdvantageOutput(adv, returns, {})
+
+
+def reinforce_plus_plus_token_estimator(inputs: AdvantageInputs, *,
+                                        gamma: float = 1.0) -> AdvantageOutput:
+  """:func:`advantages.reinforce_plus_plus_advantages` on ``inputs.token_rewards``
+  (whitened return-to-go of the token rewards; no critic)."""
+  m = inputs.mask.astype(jnp.float32)
+  adv, returns = advantages.reinforce_plus_plus_advantages(
+      _token_rewards(inputs, "reinforce_plus_plus_token") * m, inputs.mask, gamma=gamma)
+  return AdvantageOutput(adv, returns, {})
+
+
 ADVANTAGE_ESTIMATORS = types.MappingProxyType({
     "grpo_split": AdvantageEstimator(grpo_split_estimator),
     "grpo": AdvantageEstimator(grpo_estimator),
@@ -258,6 +292,12 @@ ADVANTAGE_ESTIMATORS = types.MappingProxyType({
                                               group_relative=False),
     "reinforce_plus_plus_baseline": AdvantageEstimator(reinforce_plus_plus_baseline_estimator),
     "gae": AdvantageEstimator(gae_estimator, uses_values=True, group_relative=False),
+    # Token-level rewards from RolloutBatch.extras (batch augmenter 'process_reward')
+    "gae_token": AdvantageEstimator(gae_token_estimator, uses_values=True, group_relative=False,
+                                    extras=("token_rewards",)),
+    "reinforce_plus_plus_token": AdvantageEstimator(reinforce_plus_plus_token_estimator,
+                                                    group_relative=False,
+                                                    extras=("token_rewards",)),
 })
 
 KL_ESTIMATORS = (tuple(divergences.KL_KINDS) + tuple(k + "+" for k in divergences.KL_KINDS)

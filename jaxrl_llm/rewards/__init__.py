@@ -22,6 +22,15 @@ from jaxrl_llm.rewards.answers import (
     extract_countdown_expression,
     math_answer_reward,
 )
+from jaxrl_llm.rewards.calibration import (
+    RLCR_MODES,
+    TABC_INSTRUCTION,
+    TabcParse,
+    calibration_summary,
+    parse_tabc,
+    rlcr_code_reward,
+    rlcr_reward,
+)
 from jaxrl_llm.rewards.countdown import (
     MAX_DEPTH,
     MAX_EXPRESSION_CHARS,
@@ -55,6 +64,14 @@ from jaxrl_llm.rewards.symbolic import (
     SymbolicVerifierError,
     default_verifier,
 )
+from jaxrl_llm.rewards.process import (
+    MAX_STEPS,
+    STEP_SCORERS,
+    Step,
+    countdown_step_scores,
+    equation_step_scores,
+    get_step_scorer,
+)
 from jaxrl_llm.rewards.registry import (
     REWARD_FNS,
     RewardFn,
@@ -72,4 +89,8 @@ __all__ = [
     "exact_answer_reward", "extract_answer_tag", "extract_boxed", "extract_countdown_expression",
     "extract_final_answer", "extract_hash_answer", "extract_last_number", "get_reward_fn",
     "math_answer_reward", "normalize_answer_text", "parse_number", "weighted_reward_fn",
+    "RLCR_MODES", "TABC_INSTRUCTION", "TabcParse", "calibration_summary", "parse_tabc",
+    "rlcr_code_reward", "rlcr_reward",
+    "MAX_STEPS", "STEP_SCORERS", "Step", "countdown_step_scores", "equation_step_scores",
+    "get_step_scorer",
 ]

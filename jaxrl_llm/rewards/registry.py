@@ -11,6 +11,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from jaxrl_llm.rewards import answers, format as format_rewards
+from jaxrl_llm.rewards import calibration
 
 RewardFn = Callable[[str, object], float]
 
@@ -24,6 +25,9 @@ REWARD_FNS = types.MappingProxyType({
     "answer_tag_format": format_rewards.answer_tag_format_reward,
     "boxed_format": format_rewards.boxed_format_reward,
     "answer_present": format_rewards.answer_present_reward,
+    # RLCR (arXiv 2507.16806): acc - (q - acc)^2 in [-1, 1]; the released weighted sum in [0, 1.5]
+    "rlcr": calibration.rlcr_reward,
+    "rlcr_code": calibration.rlcr_code_reward,
 })
 
 

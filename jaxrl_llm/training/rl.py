@@ -291,7 +291,8 @@ def make_rl_step(config: models.ModelConfig, optimizer: optax.GradientTransforma
       metrics.update(hook_metrics)
     out = estimator(losses.AdvantageInputs(batch.rewards.astype(jnp.float32), mask,
                                            batch.group_ids, values,
-                                           batch.is_off_policy.astype(bool)),
+                                           batch.is_off_policy.astype(bool),
+                                           batch.extras.get(losses.TOKEN_REWARDS_KEY)),
                     **advantage_kwargs)
     fields["advantages"] = sg(out.advantages.astype(jnp.float32) * mask)
     if use_value:

@@ -29,6 +29,9 @@ from jaxrl_llm.sharding import SAMPLING_RULES
 from jaxrl_llm.training.batch import RolloutBatch, make_rollout_batch
 from jaxrl_llm.training import rehearsal as rehearsal_lib
 from jaxrl_llm.training import demonstration as demonstration_lib
+from jaxrl_llm.training import process_reward as process_reward_lib
+from jaxrl_llm.training import prof as prof_lib
+from jaxrl_llm.rewards import calibration as calibration_lib
 from jaxrl_llm.training import seele as seele_lib
 from jaxrl_llm.training import guide as guide_lib
 from jaxrl_llm.training import prefix_rl as prefix_rl_lib
@@ -62,10 +65,28 @@ def identity_prompts(examples) -> PromptPlan:
   return PromptPlan([ex.prompt for ex in examples], None)
 
 
+def rlcr_tabc_prompts(examples, *, instruction: Optional[str] = None) -> PromptPlan:
+  """RLCR (arXiv 2507.16806): the tabc format instruction (think / answer / analysis /
+  confidence; ``rewards.TABC_INSTRUCTION`` by default) before each example's prompt."""
+  text = calibration_lib.TABC_INSTRUCTION if instruction is None else instruction
+  return PromptPlan([text + ex.prompt for ex in examples], None)
+
+
+def calibration_metrics(batch: RolloutBatch, rollouts, *, tokenizer, key, step):
+  """RLCR calibration metrics of the rollouts (``rewards.calibration_summary``: format
+  fraction, answer accuracy, mean confidence, Brier score); the batch is unchanged."""
+  del tokenizer, key, step
+  g = batch.num_rows // max(len(rollouts.examples), 1)
+  return batch, calibration_lib.calibration_summary(rollouts.completions, rollouts.examples,
+                                                    group_size=g)
+
+
 # ``fn(examples, **options) -> PromptPlan``; methods that add hints or forced
 # prefixes register theirs here.
 PROMPT_TRANSFORMS = types.MappingProxyType({
     "identity": identity_prompts,
+    # RLCR: ask for <think>/<answer>/<analysis>/<confidence> (rewards/calibration.py)
+    "rlcr_tabc": rlcr_tabc_prompts,
     # PrefixRL: forced prefixes cut from stored correct traces (training/prefix_rl.py)
     "prefix_rl": prefix_rl_lib.prefix_rl_prompts,
 })
@@ -337,6 +358,11 @@ BATCH_AUGMENTERS = types.MappingProxyType({
     "demonstration": BatchAugmenter(demonstration_lib.demonstration_augment,
                                     run_inputs=("reward_fn",),
                                     check=demonstration_lib.check_demonstration_source),
+    # Clip / Delta process rewards -> extras['token_rewards'] (training/process_reward.py)
+    "process_reward": BatchAugmenter(process_reward_lib.process_reward_augment,
+                                     provides=process_reward_lib.PROVIDES),
+    # RLCR: log format / accuracy / confidence / Brier of the rollouts; batch unchanged
+    "calibration_metrics": BatchAugmenter(calibration_metrics),
 })
 
 
@@ -400,6 +426,8 @@ def standard_rollouts(ctx: RolloutContext, source, position, key, method_state):
 # register theirs here; ``rl.rollout_method`` selects one.
 ROLLOUT_METHODS = types.MappingProxyType({
     "standard": RolloutMethod(standard_rollouts),
+    # PROF: oversample n, keep m per prompt by process consistency (training/prof.py)
+    "prof": RolloutMethod(prof_lib.prof_rollouts, check=prof_lib.check_prof_options),
     # SEELE: m rounds of hinted rollouts per problem, 3PL-fitted hint rates (training/seele.py)
     "seele": RolloutMethod(seele_lib.seele_rollouts, init_state=seele_lib.init_seele_state,
                            check=seele_lib.check_seele_source),

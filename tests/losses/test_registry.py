@@ -77,12 +77,16 @@ _IDS = np.array([3, 3, 3, 3, 1, 1, 1, 1], np.int32)
 def test_advantage_estimators_share_one_protocol(name):
   est = losses.get_advantage_estimator(name)
   values = jnp.asarray(np.linspace(-0.5, 0.5, 24, dtype=np.float32).reshape(8, 3))
+  # Token-level estimators read token rewards (here: each reward on its last token).
+  token = (losses.registry.terminal_rewards(jnp.asarray(_REWARDS), jnp.asarray(_MASK))
+           if "token_rewards" in est.extras else None)
   out = est(losses.AdvantageInputs(jnp.asarray(_REWARDS), jnp.asarray(_MASK), jnp.asarray(_IDS),
-                                   values if est.uses_values else None))
+                                   values if est.uses_values else None, token_rewards=token))
   assert isinstance(out, losses.AdvantageOutput)
   assert out.advantages.shape == (8, 3) and isinstance(out.metrics, dict)
   np.testing.assert_array_equal(np.asarray(out.advantages)[_MASK == 0], 0.0)
-  assert (out.returns is not None) == (name in ("gae", "reinforce_plus_plus"))
+  assert (out.returns is not None) == (name in ("gae", "reinforce_plus_plus", "gae_token",
+                                                "reinforce_plus_plus_token"))
   assert np.abs(np.asarray(out.advantages)).sum() > 0
 
 

@@ -32,7 +32,11 @@ _PIECES = ["(", ")", "{", "}", r"\boxed{", r"\frac{", "<answer>", "</answer>", "
            "</think>", "####", "-", "+", "*", "/", "=", ",", ".", "e", "%", "$", " ", "\n",
            "0", "1", "3", "5", "16", "46", "9" * 40, "nan", "inf", "\u0663", "\u00d7", "\u2212",
            "\U0001F600", "\\", "\x00", "^", "x", "2", r"\sqrt{", "!", r"\pi", "(x+1)", "^{"]
+# RLCR's tabc format (rewards/calibration.py) and step lines (rewards/process.py)
+_PIECES += ["<confidence>", "</confidence>", "<analysis>", "</analysis>", "0.5", "1e-1", "3+5=8"]
 _SYNTAX_TEXT = st.lists(st.sampled_from(_PIECES), max_size=120).map("".join)
+# RLCR: acc - (q - acc)^2 (format failure -1); the released weighted sum 0.5 (fmt + acc + brier)
+_RANGES = {"rlcr": (-1.0, 1.0), "rlcr_code": (0.0, 1.5)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,7 +54,8 @@ def _check_all(text):
       value = fn(text, example)
       elapsed = time.perf_counter() - start
       assert type(value) is float and math.isfinite(value), (name, value)
-      assert 0.0 <= value <= 1.0, (name, value)
+      low, high = _RANGES.get(name, (0.0, 1.0))
+      assert low <= value <= high, (name, value)
       assert elapsed < TIME_BOUND_S, (name, elapsed)
 
 
@@ -100,6 +105,12 @@ _ADVERSARIAL = {
     "symbolic nesting": r"\boxed{" + "(" * 120 + "x" + ")" * 120 + "}",
     "symbolic over length": r"\boxed{" + "x+" * 200 + "1}",
     "symbolic many boxes": r"\boxed{x^2+1}" * 5_000,
+    "tabc tags": ("<think>" + "</think> <answer>" * 5_000 + "</answer><analysis>" * 5_000
+                  + "</analysis> <confidence>" * 5_000 + "0.5</confidence>"),
+    "tabc long confidence": "<think></think><answer>46</answer><analysis></analysis><confidence>"
+                            + "0" * 100_000 + "</confidence>",
+    "tabc many closes": "<think>" + "</think>" * 20_000 + " " * 20_000 + "</confidence>",
+    "many step lines": "3+5=8\n" * 20_000,
 }
 
 
