@@ -83,9 +83,9 @@ def _check_hints(examples, field: str, what: str) -> None:
           f"rl.rollout_method_kwargs.hint_field)")
 
 
-def _bucket(n: int, cap: int) -> int:
-  """The next power of two >= n, at most ``max(cap, n)``."""
-  return min(1 << max(n - 1, 0).bit_length(), max(cap, n))
+def _bucket(n: int, cap: int, floor: int = 1) -> int:
+  """The next power of two >= n (at least ``floor``), at most ``max(cap, n)``."""
+  return min(max(1 << max(n - 1, 0).bit_length(), floor), max(cap, n))
 
 
 def _group_accuracy(task_rewards: np.ndarray, g: int) -> np.ndarray:
@@ -96,13 +96,16 @@ def guide_rollouts(ctx, source, position, key, method_state, *,
                    hint_field: str = "completion",
                    hint_template: str = DEFAULT_HINT_TEMPLATE,
                    reroll_threshold: float = 0.001, keep_low: float = 0.001,
-                   keep_high: float = 0.999):
+                   keep_high: float = 0.999, min_reroll_groups: int = 1):
   """Standard rollouts, then hinted rerolls of the all-fail groups (module docstring).
 
   Options: ``hint_field``, ``hint_template`` (``{prompt}`` and ``{hint}``;
   ``{prompt}`` is the prompt the run's prompt transform gives), ``reroll_threshold``
   (reroll a group whose accuracy is ``<=`` it), ``keep_low``/``keep_high`` (keep a
-  hinted group whose accuracy is strictly between them, else keep the original).
+  hinted group whose accuracy is strictly between them, else keep the original),
+  ``min_reroll_groups`` (the hinted sampler gets at least this many groups, padded with
+  repeats whose samples are discarded: fewer batch shapes to compile, e.g.
+  ``num_prompts`` for a single shape in a short run).
 
   Metrics (logged as ``train/<name>``): ``guide_rerolled_frac`` (share of the
   batch's groups re-sampled with a hint), ``guide_hinted_accuracy`` (mean accuracy
@@ -132,7 +135,7 @@ def guide_rollouts(ctx, source, position, key, method_state, *,
 
   # Hinted prompts (from the prompts the run's transform gives the failed examples).
   failed = [ro.examples[i] for i in fail]
-  nb = _bucket(len(failed), opts["num_prompts"])
+  nb = _bucket(len(failed), opts["num_prompts"], min_reroll_groups)
   padded = failed + [failed[-1]] * (nb - len(failed))
   base = rollout_lib.get_prompt_transform(opts.get("prompt_transform", "identity"))(
       padded, **(opts.get("prompt_transform_kwargs") or {}))
