@@ -1,6 +1,5 @@
-"""SEELE (Li et al. 2025, "Staying in the Sweet Spot: Responsive Reasoning Evolution via
-Capability-Adaptive Hint Scaffolding", arXiv 2509.06923) on Countdown, from the SFT
-checkpoint of configs/sft_countdown.py.
+"""SEELE ("Staying in the Sweet Spot", arXiv 2509.06923; spec section 12) on Countdown,
+from the SFT checkpoint of configs/sft_countdown.py.
 
 Per step and problem, ``rounds`` m = 4 rounds of n = 8 rollouts (``rl.group_size = m * n
 = 32``): round 1 starts from the problem's stored hint rate (cold start ``(|y| - 1) / |y|``),
