@@ -21,7 +21,7 @@ chosen examples, so sampling, scoring, reward shaping and the batch are the stan
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import jax
 import numpy as np

@@ -30,7 +30,7 @@ rewards, texts, the example) holds at most ``capacity`` groups; the oldest are e
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import jax.numpy as jnp
 import numpy as np
