@@ -76,12 +76,14 @@ def summarize(per_seed: dict, *, reps: int = 10000, confidence: float = 0.95, se
 def format_table(summary):
   rows = ["| k | SFT pass@k | GRPO pass@k | GRPO − SFT | per-seed SFT | per-seed GRPO |",
           "|---|---|---|---|---|---|"]
+  def cell(s, i, sign=""):
+    lo, hi = 100 * s["low"][i], 100 * s["high"][i]
+    return f"{100 * s['mean'][i]:{sign}5.1f} [{lo:{sign}5.1f}, {hi:{sign}5.1f}]"
+
   for i, k in enumerate(summary["ks"]):
-    cell = lambda s, sign="": (f"{100 * s['mean'][i]:{sign}5.1f} [{100 * s['low'][i]:{sign}5.1f}, "  # noqa: E731
-                               f"{100 * s['high'][i]:{sign}5.1f}]")
     seeds = lambda m: " / ".join(f"{100 * p[i]:.1f}" for p in summary[m]["per_seed"])  # noqa: E731
-    rows.append(f"| {k} | {cell(summary['sft'])} | {cell(summary['grpo'])} | "
-                f"{cell(summary['delta'], '+')} | {seeds('sft')} | {seeds('grpo')} |")
+    rows.append(f"| {k} | {cell(summary['sft'], i)} | {cell(summary['grpo'], i)} | "
+                f"{cell(summary['delta'], i, '+')} | {seeds('sft')} | {seeds('grpo')} |")
   return "\n".join(rows)
 
 

@@ -127,8 +127,8 @@ def _repeat_prefilled(prefilled: _Prefilled, *, num_samples: int, mesh=None,
 
 
 def _interleave_chunks(parts, batch: int):
-  """J chunk outputs ``[B·C, ...]`` (row b·C + c = sample j·C + c of prompt b) -> ``[B·J·C, ...]``
-  with row b·G + j·C + c, the one-shot row order."""
+  """J chunk outputs ``[B·C, ...]`` (row b·C + c = sample j·C + c of prompt b) ->
+  ``[B·J·C, ...]`` with row b·G + j·C + c, the one-shot row order."""
   x = jnp.stack(parts)  # [J, B*C, ...]
   j, rows = x.shape[:2]
   x = x.reshape((j, batch, rows // batch) + x.shape[2:])

@@ -144,3 +144,20 @@ def test_reasoning_boundary_on_two_random_checkpoints(tmp_path):
   c.checkpoints = f"a={tmp_path / 'missing'}"
   with pytest.raises(ValueError, match=r"checkpoints\[a\]"):
     reasoning_boundary.validate(c)
+
+
+def test_boundary_claim_summary_by_hand():
+  from experiments import boundary_claim
+  # n = 2: pass@1 = c / 2, pass@2 = 1 if c >= 1. Two problems, two seeds.
+  counts = {0: {"sft": [1, 0], "grpo": [2, 1]}, 1: {"sft": [1, 2], "grpo": [2, 0]}}
+  per_seed = {s: {m: {"n": 2, "ks": [1, 2], "correct_counts": c, "pass_at_k": [0.0, 0.0]}
+                  for m, c in row.items()} for s, row in counts.items()}
+  out = boundary_claim.summarize(per_seed, reps=200)
+  # SFT per problem, seed-averaged: pass@1 [.5, .5], pass@2 [1, .5]; GRPO: [1, .25], [1, .5].
+  np.testing.assert_allclose(out["sft"]["mean"], [0.5, 0.75])
+  np.testing.assert_allclose(out["grpo"]["mean"], [0.625, 0.75])
+  np.testing.assert_allclose(out["delta"]["mean"], [0.125, 0.0])
+  assert out["crossover_k"] == 2  # GRPO ahead at k = 1, level at k = 2
+  for name in ("sft", "grpo", "delta"):
+    for lo, p, hi in zip(out[name]["low"], out[name]["mean"], out[name]["high"]):
+      assert lo <= p + 1e-12 and p <= hi + 1e-12
