@@ -102,26 +102,29 @@ def three_pl_inverse(target: float, phi: ThreePL) -> float:
 
 
 def _model_and_jacobian(p, theta):
-  """``f`` ``[S, n]`` and its partials wrt (k, mu, b) ``[S, n, 3]`` for S parameter rows."""
+  """``f`` ``[S, n]`` and its partials wrt (k, mu, b) ``[S, n, 3]``; ``p`` ``[S, n]``,
+  ``theta`` ``[S, 3]``."""
   k, mu, b = theta[:, 0:1], theta[:, 1:2], theta[:, 2:3]
-  s = _sigmoid(k * (p[None] + mu))
+  s = _sigmoid(k * (p + mu))
   ds = s * (1.0 - s)
   f = b + (1.0 - b) * s
-  return f, np.stack([(1.0 - b) * ds * (p[None] + mu), (1.0 - b) * ds * k, 1.0 - s], axis=2)
+  return f, np.stack([(1.0 - b) * ds * (p + mu), (1.0 - b) * ds * k, 1.0 - s], axis=2)
 
 
 _LO = np.array([K_BOUNDS[0], MU_BOUNDS[0], B_BOUNDS[0]])
 _HI = np.array([K_BOUNDS[1], MU_BOUNDS[1], B_BOUNDS[1]])
 
 
-def _lm(p, a, theta0, *, max_iter: int, tol: float):
-  """Projected Levenberg-Marquardt from each row of ``theta0`` ``[S, 3]`` at once:
-  ``(theta [S, 3], sse [S])``. One damped Gauss-Newton trial per start and iteration:
-  accepted (SSE decreases) -> damping / 3, else damping x 4; a start stops when an accepted
+def _lm(p, a, w, theta0, *, max_iter: int, tol: float):
+  """Projected Levenberg-Marquardt on S independent problems at once: rows of ``p``, ``a``
+  ``[S, n]`` with weights ``w`` (1 = a data point, 0 = padding), starts ``theta0`` ``[S, 3]``;
+  returns ``(theta [S, 3], sse [S])``. One damped Gauss-Newton trial per row and iteration:
+  accepted (SSE decreases) -> damping / 3, else damping x 4; a row stops when an accepted
   step gains less than ``tol`` (absolute) or its damping exceeds 1e10."""
   theta = np.clip(np.asarray(theta0, np.float64), _LO, _HI)
   f, jac = _model_and_jacobian(p, theta)
-  r = f - a[None]
+  r = (f - a) * w
+  jac = jac * w[..., None]
   sse = np.sum(r * r, axis=1)
   lam = np.full(theta.shape[0], 1e-2)
   active = np.ones(theta.shape[0], bool)
@@ -135,12 +138,12 @@ def _lm(p, a, theta0, *, max_iter: int, tol: float):
     step = np.linalg.solve(jtj + damp, -grad[..., None])[..., 0]
     cand = np.clip(theta + step, _LO, _HI)
     fc, jc = _model_and_jacobian(p, cand)
-    rc = fc - a[None]
+    rc = (fc - a) * w
     sc = np.sum(rc * rc, axis=1)
     ok = active & np.isfinite(sc) & (sc < sse)
     gain = np.where(ok, sse - sc, 0.0)
     theta = np.where(ok[:, None], cand, theta)
-    jac = np.where(ok[:, None, None], jc, jac)
+    jac = np.where(ok[:, None, None], jc * w[..., None], jac)
     r = np.where(ok[:, None], rc, r)
     sse = np.where(ok, sc, sse)
     lam = np.where(ok, np.maximum(lam / 3.0, 1e-12), lam * 4.0)
@@ -174,36 +177,64 @@ class Fit(NamedTuple):
   degenerate: bool
 
 
-def fit_three_pl(p, a, *, max_iter: int = 300, tol: float = 1e-10,
+def fit_three_pl(p, a, *, max_iter: int = 100, tol: float = 1e-9,
                  flat_tol: float = 0.05) -> Fit:
   """Least-squares fit ``phi = argmin sum_j (f_phi(p_j) - a_j)^2`` (SEELE's TRF/LMFIT fit,
-  here projected Levenberg-Marquardt within the module's bounds), best of a few starts.
+  here projected Levenberg-Marquardt within the module's bounds), best of six starts
+  (midpoint at the half-way crossing of the interpolated pairs and at 0.5; k0 = 4, 12, 40;
+  b0 = the lowest accuracy).
 
   Degenerate (``phi=None``): fewer than two distinct ``p``, a non-finite result, or a fitted
   curve flat on [0, 1] (``f(1) - f(0) < flat_tol``; 0.05 is below the 1/8 resolution of an
   accuracy over 8 rollouts).
   """
-  p = np.asarray(p, np.float64).reshape(-1)
-  a = np.asarray(a, np.float64).reshape(-1)
-  if p.shape != a.shape or p.size == 0:
-    raise ValueError(f"fit_three_pl: {p.size} rates and {a.size} accuracies (need >= 1, equal)")
-  if np.unique(np.round(p, 9)).size < 2:
-    return Fit(None, float("nan"), True)
-  b0 = float(np.clip(a.min(), 0.0, 0.9))
-  # Starts: the midpoint where the interpolated pairs cross half-way, and 0.5; three slopes.
-  mid0 = float(np.clip(interpolate_rate(p, a, 0.5 * (a.min() + a.max())), 0.05, 0.95))
-  starts = np.array([(k0, -mid, b0) for mid in sorted({round(mid0, 6), 0.5})
-                     for k0 in (4.0, 12.0, 40.0)])
-  thetas, sses = _lm(p, a, starts, max_iter=max_iter, tol=tol)
-  ok = np.all(np.isfinite(thetas), axis=1) & np.isfinite(sses)
-  if not ok.any():
-    return Fit(None, float("nan"), True)
-  i = int(np.argmin(np.where(ok, sses, np.inf)))
-  best = (thetas[i], float(sses[i]))
-  phi = ThreePL(*map(float, best[0]))
-  if float(three_pl(1.0, phi) - three_pl(0.0, phi)) < flat_tol:
-    return Fit(None, best[1], True)
-  return Fit(phi, best[1], False)
+  return fit_three_pl_many([(p, a)], max_iter=max_iter, tol=tol, flat_tol=flat_tol)[0]
+
+
+_K_STARTS = (4.0, 12.0, 40.0)
+
+
+def fit_three_pl_many(problems, *, max_iter: int = 100, tol: float = 1e-9,
+                      flat_tol: float = 0.05) -> list:
+  """:func:`fit_three_pl` of each ``(p, a)`` in ``problems``, all solved in one vectorised
+  Levenberg-Marquardt (a step's fits cost one loop, not one per problem)."""
+  out = [None] * len(problems)
+  rows, owners = [], []
+  for i, (p, a) in enumerate(problems):
+    p = np.asarray(p, np.float64).reshape(-1)
+    a = np.asarray(a, np.float64).reshape(-1)
+    if p.shape != a.shape or p.size == 0:
+      raise ValueError(f"fit_three_pl: {p.size} rates and {a.size} accuracies (need >= 1, "
+                       "equal)")
+    if np.unique(np.round(p, 9)).size < 2:
+      out[i] = Fit(None, float("nan"), True)
+      continue
+    b0 = float(np.clip(a.min(), 0.0, 0.9))
+    mid0 = float(np.clip(interpolate_rate(p, a, 0.5 * (a.min() + a.max())), 0.05, 0.95))
+    for mid in sorted({round(mid0, 6), 0.5}):
+      for k0 in _K_STARTS:
+        rows.append((p, a, (k0, -mid, b0)))
+        owners.append(i)
+  if rows:
+    width = max(r[0].size for r in rows)
+    ps = np.zeros((len(rows), width))
+    acc = np.zeros((len(rows), width))
+    w = np.zeros((len(rows), width))
+    for j, (p, a, _) in enumerate(rows):
+      ps[j, :p.size], acc[j, :p.size], w[j, :p.size] = p, a, 1.0
+    thetas, sses = _lm(ps, acc, w, np.array([r[2] for r in rows]), max_iter=max_iter, tol=tol)
+    owners = np.asarray(owners)
+    for i in np.unique(owners):
+      idx = np.flatnonzero(owners == i)
+      ok = np.all(np.isfinite(thetas[idx]), axis=1) & np.isfinite(sses[idx])
+      if not ok.any():
+        out[i] = Fit(None, float("nan"), True)
+        continue
+      best = idx[int(np.argmin(np.where(ok, sses[idx], np.inf)))]
+      phi = ThreePL(*map(float, thetas[best]))
+      flat = float(three_pl(1.0, phi) - three_pl(0.0, phi)) < flat_tol
+      out[i] = Fit(None if flat else phi, float(sses[best]), flat)
+  return out
 
 
 def interpolate_rate(p, a, target: float) -> float:
@@ -226,13 +257,18 @@ def next_hint_rate(rates: Sequence[float], accuracies: Sequence[float],
                    target: float = 0.5) -> tuple[float, bool]:
   """``(p, fell_back)``: ``f_phi^{-1}(a*)`` of the 3PL fit on the pooled, margin-augmented
   pairs, or :func:`interpolate_rate` on them when the fit is degenerate."""
+  return next_hint_rates([(rates, accuracies)], target)[0]
+
+
+def next_hint_rates(pairs, target: float = 0.5) -> list:
+  """:func:`next_hint_rate` of each ``(rates, accuracies)`` in ``pairs`` (one vectorised fit)."""
   if not 0.0 < target < 1.0:
     raise ValueError(f"target_accuracy must be in (0, 1), got {target}")
-  ps, acc = pool_pairs(rates, accuracies)
-  fit = fit_three_pl(ps, acc)
-  if fit.degenerate:
-    return interpolate_rate(ps, acc, target), True
-  return three_pl_inverse(target, fit.phi), False
+  pooled = [pool_pairs(r, a) for r, a in pairs]
+  fits = fit_three_pl_many(pooled)
+  return [(interpolate_rate(ps, acc, target), True) if fit.degenerate
+          else (three_pl_inverse(target, fit.phi), False)
+          for (ps, acc), fit in zip(pooled, fits)]
 
 
 def cold_start_rate(length: int) -> float:
@@ -336,7 +372,8 @@ def seele_rollouts(ctx, source, position, key, method_state, *, rounds: int = 4,
   shaping_kwargs = losses.check_options(shaping, opts.get("reward_shaping_kwargs"),
                                         "reward shaping", skip=2)
   sample_kw = {k: opts[k] for k in ("temperature", "top_p", "top_k", "min_p", "stop_tokens",
-                                    "stop_strings", "add_bos", "mesh") if k in opts}
+                                    "stop_strings", "add_bos", "mesh", "sample_chunk")
+               if opts.get(k) is not None}
 
   examples, position = next_examples(source, position, int(opts["num_prompts"]))
   tok = ctx.tokenizer
@@ -349,12 +386,15 @@ def seele_rollouts(ctx, source, position, key, method_state, *, rounds: int = 4,
   rds, round_rewards, round_acc, fallbacks, hint_toks = [], [], [], 0, []
   for i in range(m):
     hints = []
+    if i == 0:
+      rates = [float(stored.get(ex.prompt, cold_start_rate(sizes[j])))
+               for j, ex in enumerate(examples)]
+    else:
+      fitted = next_hint_rates(pairs, target=target_accuracy)
+      rates = [r for r, _ in fitted]
+      fallbacks += sum(int(fb) for _, fb in fitted)
     for j, ex in enumerate(examples):
-      if i == 0:
-        rate = float(stored.get(ex.prompt, cold_start_rate(sizes[j])))
-      else:
-        rate, fb = next_hint_rate(*pairs[j], target=target_accuracy)
-        fallbacks += int(fb)
+      rate = rates[j]
       text, l = _hint(tok, units[j], hint_length(rate, sizes[j]), length_unit, max_new - 1)
       hints.append(text)
       pairs[j][0].append(l / sizes[j] if sizes[j] else 0.0)
@@ -371,8 +411,7 @@ def seele_rollouts(ctx, source, position, key, method_state, *, rounds: int = 4,
     round_acc.append(acc)
     hint_toks.append(np.asarray(jnp.sum(rd.out.forced, axis=1)).mean())
   new_rates = {}
-  for j, ex in enumerate(examples):
-    rate, fb = next_hint_rate(*pairs[j], target=target_accuracy)
+  for ex, (rate, fb) in zip(examples, next_hint_rates(pairs, target=target_accuracy)):
     fallbacks += int(fb)
     new_rates[ex.prompt] = float(rate)
   stored.update(new_rates)

@@ -70,6 +70,15 @@ def test_fit_noisy_points_is_close_and_not_worse_than_scipy():
   assert fit.sse <= float(res.fun @ res.fun) + 1e-9
 
 
+def test_batched_fits_equal_one_by_one():
+  rng = np.random.default_rng(1)
+  pairs = [(list(rng.uniform(0, 1, k)), list(rng.integers(0, 5, k) / 4)) for k in (1, 2, 3, 4)]
+  pairs += [([0.3, 0.3], [0.0, 1.0]), ([0.0, 1.0, 0.5], [0.5, 0.5, 0.5])]  # degenerate ones
+  batched = seele.next_hint_rates(pairs, target=0.5)
+  assert batched == [seele.next_hint_rate(r, a, target=0.5) for r, a in pairs]
+  assert batched[-1] == (0.0, True)
+
+
 def test_pool_pairs_means_and_margins():
   ps, acc = seele.pool_pairs([0.5, 0.5, 0.8], [0.25, 0.75, 1.0])
   np.testing.assert_allclose(ps, [0.0, 0.5, 0.8, 1.0])
