@@ -28,7 +28,8 @@ loss (:func:`jaxrl_llm.losses.seele.seele_loss`).
 Choices, documented:
 
 * ``|y|`` is counted in ``length_unit``: ``"tokens"`` (default; the policy tokenizer's
-  tokens of ``y``, the hint decoded from the first ``l``) or ``"chars"``. The paper counts
+  tokens of ``y``, the hint decoded from the first ``l``; the sampler re-encodes that text,
+  which a BPE tokenizer may split differently) or ``"chars"``. The paper counts
   solution *steps* (its solutions were decomposed into steps by DeepSeek-V3); Countdown's
   one-line expressions have no steps.
 * The pair recorded is the realised rate ``l / |y|`` (after rounding and after cutting the

@@ -114,6 +114,16 @@ def test_next_rate_direction_and_lengths():
   assert seele.hint_length(1.2, 5) == 5 and seele.hint_length(-0.1, 5) == 0
 
 
+def test_hint_text_in_tokens_and_chars():
+  tok = models.CharTokenizer()
+  units = seele._solution_units(tok, "4+2+2", "tokens")
+  assert seele._hint(tok, units, 3, "tokens", cap=9) == ("4+2", 3)
+  assert seele._hint(tok, units, 3, "tokens", cap=2) == ("4+", 2)
+  assert seele._hint(tok, units, 0, "tokens", cap=9) == ("", 0)
+  assert seele._hint(tok, "4+2+2", 4, "chars", cap=9) == ("4+2+", 4)
+  assert seele._hint(tok, "4+2+2", 4, "chars", cap=3) == ("4+2", 3)
+
+
 # ---- the rollout method -------------------------------------------------------------------
 
 
