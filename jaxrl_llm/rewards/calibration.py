@@ -52,11 +52,10 @@ from jaxrl_llm.rewards.symbolic import default_verifier
 RLCR_MODES = ("paper", "code")
 MAX_CONFIDENCE_CHARS = 32
 TABC_TAGS = ("think", "answer", "analysis", "confidence")
-# Kept to the character tokenizer's alphabet (no quotes or underscores).
-TABC_INSTRUCTION = (
-    "Think in <think></think>, give the answer in <answer></answer>, analyse how sure you "
-    "are in <analysis></analysis>, then give your confidence from 0 to 1 in "
-    "<confidence></confidence>.\n")
+# Our short wording (not the official TABC_PROMPT system prompt), kept to the character
+# tokenizer's alphabet and short enough that a 2-digit sum prompt stays under 128 tokens.
+TABC_INSTRUCTION = ("Reply as <think>..</think> <answer>..</answer> <analysis>..</analysis> "
+                    "<confidence>0 to 1</confidence>\n")
 
 
 class TabcParse(NamedTuple):

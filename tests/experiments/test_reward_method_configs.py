@@ -40,6 +40,9 @@ def test_rlcr_recipe_20_steps(tmp_path):
   assert code.task.reward == "rlcr_code"
   c = _helpers.shrink_rl_recipe(c, tmp_path / "rlcr")
   c.task.reward = "rlcr"  # shrink_rl_recipe sets 'answer_present'
+  # The instruction (unit-tested in tests/training/test_process_reward_augmenter.py) would
+  # make the prompts 128 tokens wide: a program no other test compiles (+10-20 s cold).
+  c.rl.prompt_transform = "identity"
   rl.run(c)
   train = _train_records(c.workdir)
   assert len(train) == 20
