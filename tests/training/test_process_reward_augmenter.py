@@ -93,3 +93,28 @@ def test_calibration_metrics_augmenter_and_prompt_transform():
   plan = rollout.get_prompt_transform("rlcr_tabc")([ex])
   assert plan.prompts == [rewards.TABC_INSTRUCTION + "12+34="] and plan.prefixes is None
   models.CharTokenizer().encode(plan.prompts[0])   # the instruction is in the char alphabet
+
+
+def test_prepare_feeds_token_rewards_to_gae_token():
+  """make_rl_step's prepare passes extras['token_rewards'] to the estimator: with the
+  zero-initialised value head (V = 0), gamma = lam = 1 and no whitening, the advantage is
+  the masked return-to-go of the token rewards."""
+  import jax
+  import optax
+  from test_steps import VOCAB, rl_batch
+  config = models.get_preset("tiny-llama", vocab_size=VOCAB, hidden_size=16, intermediate_size=32,
+                             num_heads=2, num_kv_heads=2, head_dim=8, pad_token_id=0,
+                             bos_token_id=1, eos_token_id=2)
+  params = models.init_params(config, jax.random.key(0))
+  batch = rl_batch(b=4, n=5)
+  mask = np.asarray(batch.loss_mask).astype(np.float32)
+  tok = (np.arange(20, dtype=np.float32).reshape(4, 5) / 10 - 1.0) * mask
+  step = training.make_rl_step(config, optax.sgd(0.0), group_size=2, advantage="gae_token",
+                               advantage_kwargs={"whiten": False})
+  state = training.init_train_state(params, optax.sgd(0.0),
+                                    training.init_value_head(config.hidden_size))
+  prepared, _ = jax.jit(step.prepare)(state, batch.replace(extras={"token_rewards": tok}))
+  rtg = np.flip(np.cumsum(np.flip(tok, 1), 1), 1) * mask
+  np.testing.assert_allclose(np.asarray(prepared.advantages), rtg, atol=1e-5)
+  with pytest.raises(ValueError, match="process_reward"):
+    jax.jit(step.prepare)(state, batch)
