@@ -102,3 +102,28 @@ def test_prefix_rl_recipe_20_steps_stores_and_uses_traces(tmp_path):
   assert state and state["traces"], state
   assert sum(len(v) for v in state["traces"].values()) == (
       train[-1]["train/prefix_rl_stored_traces"])
+
+
+def test_guide_claim_arms_validate(tmp_path):
+  from experiments import guide_claim
+  from jaxrl_llm import data
+  from jaxrl_llm.data import rehearsal as rehearsal_data
+  ex = data.Example("[3,7,5]->38:", "38", completion="5*7+3", task="countdown",
+                    metadata={"numbers": (3, 7, 5), "target": 38})
+  assert guide_claim.partial_hint(ex, 2) == "5*"
+  assert guide_claim.hinted(ex, 2).prompt == "Hint: 5*\n[3,7,5]->38:"
+  path = str(tmp_path / "hard.jsonl")
+  rehearsal_data.save_examples(path, [ex])
+  for arm in guide_claim.ARMS:
+    c = guide_claim.arm_config(arm, str(tmp_path), "", 0, 3, {"train": path})
+    c.init_from = ""
+    # The hard split lacks metadata.hint: Guide's start-up check names the field.
+    if arm == "guide":
+      with pytest.raises(ValueError, match=r"Example\.metadata\.hint"):
+        rl.validate(c)
+    else:
+      rl.validate(c)
+  hinted_ex = data.Example(ex.prompt, ex.answer, ex.completion, ex.task,
+                           {**ex.metadata, "hint": "5*"})
+  rehearsal_data.save_examples(path, [hinted_ex])
+  rl.validate(guide_claim.arm_config("guide", str(tmp_path), "", 0, 3, {"train": path}))
