@@ -25,9 +25,29 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_llm import losses, rewards
+from jaxrl_llm import data, losses, rewards
 
 PROVIDES = (losses.TOKEN_REWARDS_KEY,)
+
+
+def check_process_reward(source, *, scorer: str = "countdown_steps", shaping: str = "clip_delta",
+                         eta: float = 0.5, step_coef: float = 1.0, outcome_coef: float = 1.0,
+                         max_steps: int = 16):
+  """Start-up check of the options: known scorer and shaping, ``max_steps >= 1``, and the
+  scorer can read the task's examples (``countdown_steps`` needs Countdown numbers)."""
+  del eta, step_coef, outcome_coef
+  if shaping not in losses.PROCESS_SHAPINGS:
+    raise ValueError(f"rl.batch_augment_kwargs.shaping must be one of "
+                     f"{', '.join(losses.PROCESS_SHAPINGS)}, got {shaping!r}")
+  if int(max_steps) < 1:
+    raise ValueError(f"rl.batch_augment_kwargs.max_steps must be >= 1, got {max_steps}")
+  fn = rewards.get_step_scorer(scorer)
+  examples, _ = data.take_batch(source, data.DataPosition(0, 0), 1)
+  try:
+    fn("", examples[0])
+  except ValueError as e:
+    raise ValueError(f"rl.batch_augment_kwargs.scorer={scorer!r} cannot score this task's "
+                     f"examples: {e}") from None
 
 
 def char_end_to_token(tokenizer, row_tokens, char_end: int) -> int:

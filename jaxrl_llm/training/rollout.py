@@ -360,7 +360,8 @@ BATCH_AUGMENTERS = types.MappingProxyType({
                                     check=demonstration_lib.check_demonstration_source),
     # Clip / Delta process rewards -> extras['token_rewards'] (training/process_reward.py)
     "process_reward": BatchAugmenter(process_reward_lib.process_reward_augment,
-                                     provides=process_reward_lib.PROVIDES),
+                                     provides=process_reward_lib.PROVIDES,
+                                     check=process_reward_lib.check_process_reward),
     # RLCR: log format / accuracy / confidence / Brier of the rollouts; batch unchanged
     "calibration_metrics": BatchAugmenter(calibration_metrics),
 })

@@ -89,6 +89,18 @@ def test_clip_delta_start_up_failures():
   c.rl.batch_augment_kwargs.shaping_typo = 1.0
   with pytest.raises(ValueError, match="shaping_typo"):
     rl.validate(c)
+  c = clip_delta_countdown.get_config()
+  c.init_from = ""
+  c.rl.batch_augment_kwargs.shaping = "sum"
+  with pytest.raises(ValueError, match="shaping must be one of"):
+    rl.validate(c)
+  c = clip_delta_countdown.get_config()
+  c.init_from = ""
+  c.task.name, c.task.reward = "arithmetic", "arithmetic"   # no Countdown numbers
+  with pytest.raises(ValueError, match="cannot score this task"):
+    rl.validate(c)
+  c.rl.batch_augment_kwargs.scorer = "equation_lines"         # any task
+  rl.validate(c)
 
 
 def test_prof_recipe_20_steps(tmp_path):
