@@ -150,8 +150,8 @@ def main(argv=None):
   boundary.plot_pass_at_k(
       {m: {"ks": s["ks"], "pass_at_k": s[m]["mean"], "low": s[m]["low"], "high": s[m]["high"]}
        for m in MODELS}, os.path.join(args.workdir, "pass_at_k.png"),
-      title=f"Countdown, {len(s['seeds'])} seeds: pass@k (n={s['n']}, {s['num_problems']} "
-            "problems, 95% bands)")
+      title=f"Countdown, {len(s['seeds'])} seeds, n={s['n']}, {s['num_problems']} problems "
+            "(95% bands over problems)")
   with open(os.path.join(args.workdir, "boundary_claim.json"), "w") as f:
     json.dump(log, f, indent=1)
   print(format_table(s))

@@ -173,7 +173,7 @@ def plot_pass_at_k(curves: Mapping[str, Mapping], path: Optional[str] = None, *,
   ax.set_ylim(0, 1.02)
   ax.grid(alpha=0.3, which="both")
   if title:
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
   ax.legend()
   fig.tight_layout()
   if path:
