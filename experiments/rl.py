@@ -115,7 +115,9 @@ def validate(c):
   shaping = losses.get_reward_shaping(r.get("reward_shaping", "none"))
   losses.check_options(shaping, setup.as_dict(r.get("reward_shaping_kwargs", {})),
                        f"rl.reward_shaping {r.get('reward_shaping', 'none')!r}", skip=2)
-  rollout.get_prompt_transform(r.get("prompt_transform", "identity"))
+  transform = rollout.get_prompt_transform(r.get("prompt_transform", "identity"))
+  losses.check_options(transform, setup.as_dict(r.get("prompt_transform_kwargs", {})),
+                       f"rl.prompt_transform {r.get('prompt_transform', 'identity')!r}", skip=1)
   method = _rollout_method(r)
   method_kwargs = setup.as_dict(r.get("rollout_method_kwargs", {}))
   losses.check_options(method.fn, method_kwargs,
@@ -292,6 +294,7 @@ def run(c) -> dict:
       num_prompts=r.batch_size // r.group_size, group_size=r.group_size,
       max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops, add_bos=c.task.add_bos,
       prompt_transform=r.get("prompt_transform", "identity"),
+      prompt_transform_kwargs=setup.as_dict(r.get("prompt_transform_kwargs", {})),
       reward_shaping=r.get("reward_shaping", "none"),
       reward_shaping_kwargs=setup.as_dict(r.get("reward_shaping_kwargs", {})),
       dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,

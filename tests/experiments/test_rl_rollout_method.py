@@ -32,3 +32,24 @@ def test_method_state_is_saved_in_checkpoint_metadata(tmp_path):
     except (ValueError, UnicodeDecodeError):
       continue
   assert any("rollout_state" in json.dumps(m) for m in found), metas
+
+
+def test_prompt_transform_options_are_checked_and_reach_the_rollouts(tmp_path, monkeypatch):
+  c = _helpers.tiny_rl_config(tmp_path, **{"rl.prompt_transform": "rlcr_tabc"})
+  c.rl.prompt_transform_kwargs = {"instructions": "x"}
+  with pytest.raises(ValueError, match=r"\['instructions'\] are not options of "
+                                       r"rl.prompt_transform 'rlcr_tabc'"):
+    rl.validate(c)
+  c.rl.prompt_transform_kwargs = {"instruction": "Say it."}
+  rl.validate(c)
+  seen = []
+  real = rl.rollout.collect_rollouts
+
+  def spy(*args, **kwargs):
+    seen.append(kwargs.get("prompt_transform_kwargs"))
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(rl.rollout, "collect_rollouts", spy)
+  c.steps = 1
+  rl.run(c)
+  assert seen == [{"instruction": "Say it."}]
