@@ -161,3 +161,14 @@ def test_boundary_claim_summary_by_hand():
   for name in ("sft", "grpo", "delta"):
     for lo, p, hi in zip(out[name]["low"], out[name]["mean"], out[name]["high"]):
       assert lo <= p + 1e-12 and p <= hi + 1e-12
+
+
+def test_full_size_brorl_recipe_validates():
+  c = brorl_arithmetic.get_config()
+  c.init_from = ""
+  rl.validate(c)
+  assert (c.rl.group_size, c.rl.batch_size, c.rl.sample_chunk, c.rl.num_micro_batches) == (
+      128, 1024, 32, 8)
+  with pytest.raises(ValueError, match="sample_chunk=48 must divide group_size=128"):
+    brorl_arithmetic.apply_brorl(c, group_size=128, num_prompts=8, sample_chunk=48,
+                                 micro_batch_rows=128)
