@@ -30,6 +30,17 @@ from jaxrl_llm import data, losses, rewards
 PROVIDES = (losses.TOKEN_REWARDS_KEY,)
 
 
+def check_step_scorer(source, scorer: str, where: str) -> None:
+  """Raises a ``ValueError`` naming ``<where>.scorer`` when the registered step scorer
+  cannot score the task's first example (e.g. Countdown steps on arithmetic data)."""
+  fn = rewards.get_step_scorer(scorer)
+  examples, _ = data.take_batch(source, data.DataPosition(0, 0), 1)
+  try:
+    fn("", examples[0])
+  except ValueError as e:
+    raise ValueError(f"{where}.scorer={scorer!r} cannot score this task's examples: {e}") from None
+
+
 def check_process_reward(source, *, scorer: str = "countdown_steps", shaping: str = "clip_delta",
                          eta: float = 0.5, step_coef: float = 1.0, outcome_coef: float = 1.0,
                          max_steps: int = 16):
@@ -41,13 +52,7 @@ def check_process_reward(source, *, scorer: str = "countdown_steps", shaping: st
                      f"{', '.join(losses.PROCESS_SHAPINGS)}, got {shaping!r}")
   if int(max_steps) < 1:
     raise ValueError(f"rl.batch_augment_kwargs.max_steps must be >= 1, got {max_steps}")
-  fn = rewards.get_step_scorer(scorer)
-  examples, _ = data.take_batch(source, data.DataPosition(0, 0), 1)
-  try:
-    fn("", examples[0])
-  except ValueError as e:
-    raise ValueError(f"rl.batch_augment_kwargs.scorer={scorer!r} cannot score this task's "
-                     f"examples: {e}") from None
+  check_step_scorer(source, scorer, "rl.batch_augment_kwargs")
 
 
 def char_end_to_token(tokenizer, row_tokens, char_end: int) -> int:

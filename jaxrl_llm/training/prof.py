@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_llm import data, losses, rewards
+from jaxrl_llm import losses, rewards
+from jaxrl_llm.training import process_reward
 from jaxrl_llm.training.batch import take_rows
 
 
@@ -41,13 +42,7 @@ def check_prof_options(source, *, num_samples: int = 8, variant: str = "pos",
   if lam < 0 or h_lambda < 2:
     raise ValueError(f"rl.rollout_method_kwargs: need lam >= 0 and h_lambda >= 2, got "
                      f"lam={lam}, h_lambda={h_lambda}")
-  fn = rewards.get_step_scorer(scorer)
-  examples, _ = data.take_batch(source, data.DataPosition(0, 0), 1)
-  try:
-    fn("", examples[0])
-  except ValueError as e:
-    raise ValueError(f"rl.rollout_method_kwargs.scorer={scorer!r} cannot score this task's "
-                     f"examples: {e}") from None
+  process_reward.check_step_scorer(source, scorer, "rl.rollout_method_kwargs")
 
 
 def prof_rollouts(ctx, source, position, key, method_state, *, num_samples: int = 8,
