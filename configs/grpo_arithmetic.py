@@ -28,7 +28,10 @@ def get_config():
       "lam": 1.0,
       # Registered hooks (losses.get_reward_shaping, training.rollout.PROMPT_TRANSFORMS).
       "reward_shaping": "none", "reward_shaping_kwargs": ConfigDict(),
-      "prompt_transform": "identity",
+      "prompt_transform": "identity", "prompt_transform_kwargs": ConfigDict(),
+      # training.rollout.ROLLOUT_METHODS: what is sampled (hinted rerolls, prefixes, prompt
+      # filters, curricula); 'standard' = collect_rollouts.
+      "rollout_method": "standard", "rollout_method_kwargs": ConfigDict(),
       # Weight of the policy loss (0: entropy / KL terms only, 1-shot RLVR's ablation).
       "pg_coef": 1.0,
       # training.rollout.BATCH_AUGMENTERS: rows or extras added between rollout and prepare.
