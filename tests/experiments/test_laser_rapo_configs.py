@@ -61,6 +61,10 @@ def test_laser_20_steps_logs_self_reward_metrics(tmp_path):
   c = _tiny("laser_arithmetic", tmp_path)
   c.rl.loss_kwargs.loss_warmup_steps = 5
   c.rl.loss_kwargs.advantage_warmup_steps = 10
+  # alpha 1 (the recipe's 0.1) so that 15 steps of the regression move its loss well
+  # past seed noise: measured late (steps 16-20) median 0.30-0.33 over seeds 0-5 with
+  # alpha 1, against 0.40-0.46 with alpha 0.1.
+  c.rl.loss_kwargs.alpha = 1.0
   # A random model rarely emits EOS: stopping at any letter leaves most rows room for z_c
   # (an answer is digits, so answer_present rewards still vary).
   c.sampling.stop_strings = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -77,9 +81,9 @@ def test_laser_20_steps_logs_self_reward_metrics(tmp_path):
   assert adv_on[:10] == [0.0] * 10 and adv_on[10:] == [1.0] * 10
   assert np.mean([r["train/self_reward_valid_frac"] for r in train]) > 0.5
   # s starts near 0 (c_ref ~ log 1/V), where the balanced L_sr is 1/2; the regression
-  # learns (measured: 0.496 at step 1, 0.40 at step 20).
-  late = np.mean([r["train/self_reward_loss"] for r in train[-5:]])
-  assert late < 0.48, late
+  # learns. Median, not mean: a batch with no correct row logs ~0 (s ~ 0 fits all-0 targets).
+  late = np.median([r["train/self_reward_loss"] for r in train[-5:]])
+  assert late < 0.42, late
 
 
 def test_rapo_20_steps_logs_forward_kl(tmp_path):
