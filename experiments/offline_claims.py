@@ -1,14 +1,23 @@
-"""Reproduces the offline-RL claims table of docs/results.md (issue 7), on CPU.
+"""Reproduces the offline-RL claims tables of docs/results.md (issues 7 and 15), on CPU.
 
-Claims (each over >= 3 training seeds, one locally generated Hopper-v5 medium-replay set):
+Claims (each over >= 3 training seeds, on locally generated Hopper-v5 data):
+  issue 7, medium-replay:
   (a) IQL beats BC on clean data;
   (b) RIQL beats IQL under 30 % random corruption (scale 1.0) of rewards, and of dynamics
       (next observations), RIQL's protocol (Yang et al. 2023).
+  issue 15:
+  (c) f-DVL (χ²) against IQL on clean medium-replay data (setting `clean`, Sikchi et al. 2024);
+  (d) setting `few-expert` (ReCOIL's protocol): ReCOIL with one labelled expert trajectory
+      plus a mixture of the random data and unlabelled expert trajectories beats BC on the
+      expert trajectory (BC-expert) and BC on the mixture (BC-mixed); all three read the same
+      two parts (`offline.imitation.training_data`, `config.expert.train_on` for the BCs).
 A clean-data RIQL control and each agent's drop from clean to corrupted data are reported
 beside the claims.
 
   python experiments/offline_claims.py run --steps=20000     # trains, one run at a time
   python experiments/offline_claims.py report --steps=20000  # docs/results/*.json + PNG
+  python experiments/offline_claims.py run --settings few-expert --jobs 2   # two at a time
+  python experiments/offline_claims.py run --settings clean --agents IQL f-DVL
 
 `run` calls experiments/offline.py once per (setting, agent, seed) with `nice -n 10` and
 skips runs whose scores.json already exists. Training seed s also seeds the corruption
@@ -42,10 +51,16 @@ RUNS = [
     ("rewards", "RIQL", "configs/offline/riql_hopper.py:rewards", "rewards"),
     ("dynamics", "IQL", "configs/offline/iql_hopper.py", "dynamics"),
     ("dynamics", "RIQL", "configs/offline/riql_hopper.py:dynamics", "dynamics"),
+    ("clean", "f-DVL", "configs/offline/fdvl_hopper.py:chi-square", None),
+    # ReCOIL's few-expert data (random + expert datasets), rewards unused.
+    ("few-expert", "ReCOIL", "configs/offline/recoil_hopper.py:random", None),
+    ("few-expert", "BC-expert", "configs/offline/bc_few_expert_hopper.py:expert", None),
+    ("few-expert", "BC-mixed", "configs/offline/bc_few_expert_hopper.py:mixed", None),
 ]
 # (setting, candidate, baseline) for each claim, then the clean-data control.
 CLAIMS = [("clean", "IQL", "BC"), ("rewards", "RIQL", "IQL"), ("dynamics", "RIQL", "IQL"),
-          ("clean", "RIQL", "IQL")]
+          ("clean", "RIQL", "IQL"), ("clean", "f-DVL", "IQL"),
+          ("few-expert", "ReCOIL", "BC-expert"), ("few-expert", "ReCOIL", "BC-mixed")]
 # (agent, corrupted setting): how much each corruption costs the agent vs clean data.
 DEGRADATION = [("IQL", "rewards"), ("IQL", "dynamics"), ("RIQL", "rewards"), ("RIQL", "dynamics")]
 
@@ -68,6 +83,8 @@ def command(args, setting, agent, config, field, seed):
          "--config.overwrite=True",  # a run without scores.json was interrupted: start it again
          "--config.progress_bar=False",
          f"--config.workdir={workdir(args.root, setting, agent, seed)}"]
+  if setting == "few-expert" and args.unlabelled_episodes is not None:
+    cmd += [f"--config.expert.num_unlabelled_episodes={args.unlabelled_episodes}"]
   if field is None:
     cmd += ["--config.corruption.fields=()"]  # a recipe's default corruption is switched off
   else:
@@ -77,19 +94,33 @@ def command(args, setting, agent, config, field, seed):
   return cmd
 
 
-def run(args):
+def pending(args):
+  """(setting, agent, cmd) of every selected run without scores.json, seed-major."""
+  todo = []
   for seed in args.seeds:  # seed-major order: an interrupted study still has whole seeds
     for setting, agent, config, field in RUNS:
-      if setting not in args.settings:
+      if setting not in args.settings or (args.agents and agent not in args.agents):
         continue
       out = workdir(args.root, setting, agent, seed)
       if os.path.exists(os.path.join(out, "scores.json")):
         continue
-      cmd = command(args, setting, agent, config, field, seed)
-      print(" ".join(cmd[3:]), flush=True)
-      start = time.time()
-      subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-      print(f"  {setting}/{agent}/seed {seed}: {time.time() - start:.0f} s wall", flush=True)
+      todo.append((setting, agent, seed, command(args, setting, agent, config, field, seed)))
+  return todo
+
+
+def run(args):
+  from concurrent.futures import ThreadPoolExecutor
+
+  def one(job):
+    setting, agent, seed, cmd = job
+    print(" ".join(cmd[3:]), flush=True)
+    start = time.time()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    print(f"  {setting}/{agent}/seed {seed}: {time.time() - start:.0f} s wall", flush=True)
+
+  with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # --jobs runs at a time
+    for future in [pool.submit(one, job) for job in pending(args)]:
+      future.result()  # a failed run raises here
 
 
 def load(args):
@@ -120,6 +151,11 @@ def report(args):
   os.makedirs(args.out, exist_ok=True)
   table = {"steps": args.steps, "episodes": args.episodes, "dataset": DATASET, "runs": rows,
            "aggregates": {}, "claims": []}
+  if any(r["setting"] == "few-expert" for r in rows):
+    table["few_expert_data"] = {
+        "labelled": "1 episode of jaxrl/hopper/expert-v0",
+        "mixed": "jaxrl/hopper/random-v0 + the next unlabelled_episodes expert episodes",
+        "unlabelled_episodes": args.unlabelled_episodes}  # None: recoil_hopper.py's default
   groups = {}
   for r in rows:
     groups.setdefault((r["setting"], r["agent"]), []).append(r)
@@ -182,7 +218,7 @@ def plot(table, path):
   ax.set_yticks([i for i, _ in labels], [l for _, l in labels])
   ax.invert_yaxis()
   ax.set_xlabel("D4RL-normalised score (IQM, 95% bootstrap CI; dots = seeds)")
-  ax.set_title(f"Hopper-v5 medium-replay (local), {table['steps']} gradient steps")
+  ax.set_title(f"Hopper-v5 (local data), {table['steps']} gradient steps")
   ax.grid(axis="x", alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -235,7 +271,13 @@ def main():
   parser.add_argument("--out", default=os.path.join(REPO, "docs/results"))
   parser.add_argument("--reps", type=int, default=10000)
   parser.add_argument("--settings", nargs="+", default=["clean", "rewards", "dynamics"],
+                      choices=sorted({r[0] for r in RUNS}),
                       help="which settings `run` trains (report reads whatever exists)")
+  parser.add_argument("--agents", nargs="+", default=None, choices=sorted({r[1] for r in RUNS}),
+                      help="only these agents (default: every agent of the settings)")
+  parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
+  parser.add_argument("--unlabelled_episodes", type=int, default=None,
+                      help="few-expert: expert.num_unlabelled_episodes (default: the recipe's)")
   parser.add_argument("--tag", default="offline_claims", help="file stem of the report outputs")
   args = parser.parse_args()
   if args.steps % args.steps_per_call:

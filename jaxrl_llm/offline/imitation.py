@@ -125,6 +125,11 @@ def training_data(config: ml_collections.ConfigDict, data: Transitions,
   episodes hidden in the mixture with `data`; the sampler draws
   `expert_ratio` of every batch from the expert part. Either sampler has the
   signature `(key, data, batch_size, num_batches)`.
+
+  `config.expert.train_on` (optional) = "expert" or "mixed" returns only that
+  part with the plain sampler: the single-dataset baselines of the few-expert
+  protocol (e.g. BC on the labelled expert episodes, BC on the mixture), built
+  from exactly the parts the two-part learner sees. "" or absent: both parts.
   """
   expert_cfg = config.get("expert")
   if expert_cfg is None:
@@ -133,9 +138,15 @@ def training_data(config: ml_collections.ConfigDict, data: Transitions,
                 "num_unlabelled_episodes", "expert_ratio"):
     if field not in expert_cfg:
       raise ValueError(f"config.expert.{field} is missing (few-expert imitation data)")
+  train_on = expert_cfg.get("train_on", "") or ""
+  if train_on not in ("", "expert", "mixed"):
+    raise ValueError(
+        f"config.expert.train_on must be '' (both parts), 'expert' or 'mixed', got {train_on!r}")
   mixture = few_expert_data(load_expert(expert_source(config)), data,
                             expert_cfg.num_labelled_episodes,
                             expert_cfg.num_unlabelled_episodes)
+  if train_on:
+    return getattr(mixture, train_on), datasets.sample_batches
   expert_batch_size(config.batch_size, expert_cfg.expert_ratio)  # validates the ratio
 
   def sample(key, data, batch_size, num_batches):

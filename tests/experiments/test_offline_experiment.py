@@ -241,6 +241,51 @@ def test_recoil_recipe_errors_name_the_expert_fields(tmp_path):
     offline_train.train(config)
 
 
+def test_bc_few_expert_recipe_trains_on_one_recoil_part(tmp_path):
+  """configs/offline/bc_few_expert_hopper.py:<part>: BC on the labelled expert episode or on
+  the unlabelled mixture that ReCOIL's recipe builds (12 synthetic episodes of 50 steps)."""
+  from jaxrl_llm.offline import imitation
+  for part, rows in (("mixed", 600 + 2 * 50), ("expert", 50)):
+    config = _recipe_config("bc_few_expert_hopper", tmp_path, part)
+    config.expert.update(dataset_format="synthetic", dataset_path="", num_unlabelled_episodes=2)
+    assert config.agent_name == "bc" and config.expert.train_on == part
+    data, _ = imitation.training_data(
+        config, datasets.synthetic_dataset(config.synthetic, seed=config.seed),
+        lambda source: prepare.load_dataset(source))
+    assert data.observations.shape[0] == rows
+  state, summary = offline_train.train(config)  # the expert part: 50 rows, batches of 32
+  assert int(state.step) == 20 and summary["agent"] == "bc"
+  row = json.loads(open(tmp_path / "metrics.jsonl").readlines()[-1])
+  assert np.isfinite(row["train/actor_loss"])
+  with pytest.raises(ValueError, match="must be one of"):
+    _recipe_config("bc_few_expert_hopper", tmp_path, "labelled")
+
+
+def test_offline_claims_few_expert_and_fdvl_cells(tmp_path):
+  """experiments/offline_claims.py: the issue-15 cells, the --agents filter and the
+  few-expert --unlabelled_episodes override."""
+  import argparse
+  claims = _load("offline_claims", "experiments/offline_claims.py")
+  args = argparse.Namespace(
+      settings=["clean", "few-expert"], agents=["IQL", "f-DVL", "ReCOIL", "BC-expert",
+                                                "BC-mixed"], seeds=[0, 1], root=str(tmp_path),
+      datasets="/tmp/d", steps=2000, steps_per_call=1000, episodes=10, unlabelled_episodes=150)
+  jobs = claims.pending(args)
+  assert [(s, a, seed) for s, a, seed, _ in jobs][:5] == [
+      ("clean", "IQL", 0), ("clean", "f-DVL", 0), ("few-expert", "ReCOIL", 0),
+      ("few-expert", "BC-expert", 0), ("few-expert", "BC-mixed", 0)]
+  assert len(jobs) == 10  # BC and RIQL of `clean` filtered out; 5 agents x 2 seeds
+  for setting, agent, _, cmd in jobs:
+    assert ("--config.expert.num_unlabelled_episodes=150" in cmd) == (setting == "few-expert")
+  assert any(c.endswith("configs/offline/fdvl_hopper.py:chi-square") for c in jobs[1][3])
+  assert any(c.endswith("bc_few_expert_hopper.py:mixed") for c in jobs[4][3])
+  os.makedirs(claims.workdir(str(tmp_path), "clean", "IQL", 0))
+  open(os.path.join(claims.workdir(str(tmp_path), "clean", "IQL", 0), "scores.json"), "w").close()
+  assert len(claims.pending(args)) == 9  # a finished run is skipped
+  for cand, base in (("f-DVL", "IQL"), ("ReCOIL", "BC-expert"), ("ReCOIL", "BC-mixed")):
+    assert any(c[1:] == (cand, base) for c in claims.CLAIMS)
+
+
 def test_entry_point_trains_then_refuses_the_used_workdir(tmp_path):
   """experiments/offline.py runs the library loop; a second run in the same workdir is
   refused (it names --config.resume / --config.overwrite) before any data is loaded."""

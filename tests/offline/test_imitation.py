@@ -68,3 +68,30 @@ def test_samplers_draw_the_expert_ratio_from_each_part():
   for ratio in (0.0, 1.0, 0.01):
     with pytest.raises(ValueError, match="expert_ratio"):
       imitation.sample_batches(jax.random.key(0), data, 8, 1, ratio)
+
+
+def test_training_data_train_on_gives_one_part_with_the_plain_sampler():
+  """`config.expert.train_on`: the single-part baselines read exactly ReCOIL's parts."""
+  import ml_collections
+
+  expert = episodes_data([3, 2, 4], tag=1)
+  random = episodes_data([6], tag=0)
+  config = ml_collections.ConfigDict(dict(batch_size=4, expert=dict(
+      dataset_path="", dataset_format="synthetic", seed=0, num_labelled_episodes=1,
+      num_unlabelled_episodes=1, expert_ratio=0.5, train_on="expert")))
+  load = lambda source: expert
+  part, sample = imitation.training_data(config, random, load)
+  assert isinstance(part, Transitions)
+  np.testing.assert_array_equal(part.observations[:, :2], [[1, 0]] * 3)  # expert episode 0
+  assert sample(jax.random.key(0), part, 4, 2).observations.shape == (2, 4, 3)
+  config.expert.train_on = "mixed"
+  part, _ = imitation.training_data(config, random, load)
+  # the random episode (6 steps) + expert episode 1 (2 steps), unlabelled
+  np.testing.assert_array_equal(part.observations[:, 0], [0] * 6 + [1] * 2)
+  np.testing.assert_array_equal(part.observations[6:, 1], [1, 1])
+  config.expert.train_on = ""
+  both, _ = imitation.training_data(config, random, load)
+  assert isinstance(both, imitation.ExpertMixedBatch)
+  config.expert.train_on = "labelled"
+  with pytest.raises(ValueError, match="config.expert.train_on must be"):
+    imitation.training_data(config, random, load)
