@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import jax
 import numpy as np
 
-from jaxrl_llm.offline.types import Transitions
+from jaxrl_llm.offline.types import Transitions, goal_observations
 
 NPZ_KEYS = ("observations", "actions", "terminals", "qpos", "qvel")
 NUM_TASKS = 5
@@ -291,17 +291,27 @@ def load(dataset_name: str, path: str, **env_kwargs):
 
 # ----------------------------------------------------------------------------- evaluation
 
-Policy = Callable[[np.ndarray, jax.Array], Any]  # (obs [1, obs_dim], key) -> action [1, act_dim]
+# (obs [1, obs_dim], key) -> action [1, act_dim]; a policy with `goal_conditioned = True`
+# is called `policy(obs, key, goal=g)` with g [1, obs_dim] the goal observation that the
+# env's reset reports (`info["goal"]`).
+Policy = Callable[..., Any]
 MakePolicy = Callable[[int, Transitions], Policy]  # (task id, relabelled data) -> policy
 
 
 def rollout_success(env, policy: Policy, key: jax.Array, seed: int) -> Tuple[bool, int]:
   """One episode of `policy` in a single-task env; (success, length)."""
-  ob, _ = env.reset(seed=seed)
+  ob, info = env.reset(seed=seed)
+  call = policy
+  if getattr(policy, "goal_conditioned", False):
+    if "goal" not in info:
+      raise ValueError("a goal-conditioned policy needs the env's reset info['goal']; this "
+                       "env's reset did not report one")
+    goal = np.asarray(info["goal"], np.float32)[None]
+    call = lambda obs, k: policy(obs, k, goal=goal)
   steps = 0
   while True:
     key, step_key = jax.random.split(key)
-    action = np.asarray(policy(np.asarray(ob, np.float32)[None], step_key)).reshape(-1)
+    action = np.asarray(call(np.asarray(ob, np.float32)[None], step_key)).reshape(-1)
     ob, _, terminated, truncated, info = env.step(np.clip(action, -1.0, 1.0))
     steps += 1
     if info.get("success", 0.0) > 0 or terminated or truncated:
@@ -365,6 +375,23 @@ def zero_shot_policy(agent, state, *, num_inference_samples: int = 10_000,
   return make_policy
 
 
+def goal_conditioned_policy(agent, state, *, deterministic: bool = True) -> MakePolicy:
+  """A goal-conditioned agent (BC with ``goal_conditioned=True``, i.e. GCBC) given each
+  task's goal observation: ``act(state, [s, g])``. The baseline that is told the goal,
+  where a zero-shot agent must infer its task from rewards."""
+  def make_policy(task_id: int, data: Transitions) -> Policy:
+    del task_id, data
+
+    def policy(observations, key, *, goal):
+      return agent.act(state, goal_observations(observations, goal), key,
+                       deterministic=deterministic)
+
+    policy.goal_conditioned = True
+    return policy
+
+  return make_policy
+
+
 def random_policy(action_dim: int) -> MakePolicy:
   """The uniform-random baseline: U(−1, 1)^action_dim, whatever the task."""
 
@@ -386,6 +413,9 @@ def evaluate_zero_shot(agent, state, dataset_name: str, path: str, **kwargs) -> 
   policy_kwargs = {k: kwargs.pop(k) for k in policy_keys if k in kwargs}
   return evaluate_singletask(zero_shot_policy(agent, state, **policy_kwargs), dataset_name,
                              path, **kwargs)
+
+
+EVAL_POLICIES = ("zero_shot", "goal_conditioned")
 
 
 # ----------------------------------------------------------------------------- config helpers
@@ -413,21 +443,30 @@ def ensure_dataset(config) -> str:
 def make_zero_shot_evaluator(config) -> Optional[Callable]:
   """`evaluate(agent, state) -> {"eval/task{i}_success": ..., "eval/success_mean": ...}`
   from a `config.zero_shot` block (dataset_name, episodes_per_task,
-  num_inference_samples, reward_shift, seed, max_episode_steps), or None without one."""
+  num_inference_samples, reward_shift, seed, max_episode_steps, and `policy`:
+  "zero_shot" (default; `infer_task` from rewards) or "goal_conditioned" (GCBC,
+  told each task's goal observation)), or None without one."""
   block = config.get("zero_shot")
   if block is None:
     return None
   for field in ("dataset_name", "episodes_per_task", "num_inference_samples"):
     if field not in block:
       raise ValueError(f"config.zero_shot.{field} is missing")
+  kind = block.get("policy", "zero_shot")
+  if kind not in EVAL_POLICIES:
+    raise ValueError(f"config.zero_shot.policy must be one of {EVAL_POLICIES}, got {kind!r}")
 
   def evaluate(agent, state) -> Dict[str, float]:
-    result = evaluate_zero_shot(
-        agent, state, block.dataset_name, config.dataset_path,
-        episodes_per_task=block.episodes_per_task,
-        num_inference_samples=block.num_inference_samples,
-        reward_shift=block.get("reward_shift", 1.0), seed=block.get("seed", 0),
-        max_episode_steps=block.get("max_episode_steps") or None)
+    common = dict(episodes_per_task=block.episodes_per_task, seed=block.get("seed", 0),
+                  max_episode_steps=block.get("max_episode_steps") or None)
+    if kind == "goal_conditioned":
+      result = evaluate_singletask(goal_conditioned_policy(agent, state), block.dataset_name,
+                                   config.dataset_path, **common)
+    else:
+      result = evaluate_zero_shot(
+          agent, state, block.dataset_name, config.dataset_path,
+          num_inference_samples=block.num_inference_samples,
+          reward_shift=block.get("reward_shift", 1.0), **common)
     row = {f"eval/task{t}_success": result[f"task{t}"]
            for t in range(1, NUM_TASKS + 1) if f"task{t}" in result}
     row["eval/success_mean"] = result["mean"]

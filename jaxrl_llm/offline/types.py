@@ -24,3 +24,8 @@ class Transitions(NamedTuple):
   masks: Optional[jax.Array] = None  # [N] = 1 - terminals
   next_actions: Optional[jax.Array] = None  # [N, act_dim]
   goals: Optional[jax.Array] = None  # [N, goal_dim]
+
+
+def goal_observations(observations: jax.Array, goals: jax.Array) -> jax.Array:
+  """A goal-conditioned policy's input: ``[..., obs_dim + goal_dim]`` = [s, g]."""
+  return jax.numpy.concatenate([observations, goals], axis=-1)

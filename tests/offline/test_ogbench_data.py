@@ -245,3 +245,54 @@ def test_td_jepa_recipe_end_to_end(tmp_path):
   with pytest.raises(ValueError, match="config.ogbench is missing"):
     ogbench_data.ensure_dataset(_load_config("base.py"))
   assert ogbench_data.make_zero_shot_evaluator(_load_config("base.py")) is None
+
+
+def test_goal_conditioned_policy_gets_each_reset_goal(pointmaze_file):
+  """The GCBC policy is called with act(state, [s, g]) where g is the env's reset
+  info['goal']: in pointmaze the goal observation is the task's goal xy."""
+  _, path = pointmaze_file
+  seen = []
+
+  def act(state, observations, key, deterministic=True):
+    seen.append(np.asarray(observations))
+    return jnp.zeros((observations.shape[0], 2))
+
+  agent = types.SimpleNamespace(act=act)
+  result = ogbench_data.evaluate_singletask(
+      ogbench_data.goal_conditioned_policy(agent, None), PM, path, tasks=(1, 3),
+      episodes_per_task=1, max_episode_steps=3)
+  assert len(seen) == 6 and all(x.shape == (1, 4) for x in seen)
+  for x in seen[:3]:  # task 1, then task 3; each goal within the maze's 1.0 goal tolerance
+    assert np.linalg.norm(x[0, 2:] - TASK_GOAL_XY[1]) < 1.0
+  for x in seen[3:]:
+    assert np.linalg.norm(x[0, 2:] - TASK_GOAL_XY[3]) < 1.0
+  assert result["task1"] == result["task3"] == 0.0
+
+
+def test_gcbc_recipe_trains_on_hindsight_goals_and_evaluates(tmp_path):
+  """configs/offline/gcbc_pointmaze.py, shrunk: same data recipe and tasks as TD-JEPA's;
+  a goal-conditioned BC actor on [s, g]; evaluation told the goal; a bad policy name."""
+  from jaxrl_llm.offline import datasets, future_goals
+  from jaxrl_llm.offline.agents import bc
+
+  config = _load_config("gcbc_pointmaze.py")
+  tdj = _load_config("td_jepa_pointmaze.py")
+  assert config.ogbench == tdj.ogbench and config.dataset_path == tdj.dataset_path
+  assert config.agent_name == "bc" and config.agent.goal_conditioned
+  config.dataset_path = str(tmp_path / "pm.npz")
+  config.ogbench.update(dict(num_episodes=2, episode_length=100, val_episodes=1))
+  config.agent.hidden_dims = (8,)
+  config.zero_shot.update(dict(episodes_per_task=1, max_episode_steps=5))
+  ogbench_data.ensure_dataset(config)
+  data = datasets.load_ogbench_npz(config.dataset_path)
+  goal_data, sample = future_goals.training_data(config, data)
+  batches = sample(jax.random.key(0), goal_data, 16, 2)
+  state = bc.init(jax.random.key(1), jax.tree.map(lambda x: x[0], batches), config.agent)
+  assert state.params["actor"]["params"]["MLP_0"]["Dense_0"]["kernel"].shape[0] == 4
+  state, metrics = bc.update_n(state, batches)
+  assert np.all(np.isfinite(metrics["actor_loss"]))
+  row = ogbench_data.make_zero_shot_evaluator(config)(bc, state)
+  assert set(row) == {f"eval/task{t}_success" for t in range(1, 6)} | {"eval/success_mean"}
+  config.zero_shot.policy = "oracle"
+  with pytest.raises(ValueError, match="config.zero_shot.policy must be one of"):
+    ogbench_data.make_zero_shot_evaluator(config)
