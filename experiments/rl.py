@@ -16,8 +16,9 @@ eval/accuracy, perf/tokens_per_s ...), checkpoints to ``workdir/checkpoints``
 (``--config.resume=True`` continues from the latest), exports ``workdir/hf``
 and plots ``workdir/curves.png``. Multi-process (TPU pod, several GPU hosts): the
 same command on every process with ``--config.distributed=True`` and a
-``--config.mesh`` (docs/launch.md); sampling runs on the global mesh, every
-process scores the all-gathered completions, process 0 logs and exports.
+``--config.mesh`` (docs/launch.md); sampling runs on the global mesh, the completions
+are all-gathered, each process verifies its own block of rows and the rewards are
+all-gathered (``rollout.score``); process 0 logs and exports.
 """
 
 from __future__ import annotations

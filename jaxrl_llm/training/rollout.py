@@ -200,9 +200,31 @@ def sample_groups(config, params, tokenizer, examples, key, *, group_size: int,
   return _Round(tokens, mask, out, comp_mask, texts, list(examples))
 
 
+def score_rows(num_rows: int, process_index: int, process_count: int) -> slice:
+  """The rows of ``num_rows`` that process ``process_index`` of ``process_count`` scores:
+  contiguous blocks of ``ceil(num_rows / process_count)`` (the last ones may be short or
+  empty)."""
+  block = -(-num_rows // process_count)
+  lo = min(process_index * block, num_rows)
+  return slice(lo, min(lo + block, num_rows))
+
+
 def score(reward_fn: Callable, texts: Sequence[str], examples, group_size: int) -> np.ndarray:
-  return np.asarray([reward_fn(t, examples[i // group_size]) for i, t in enumerate(texts)],
-                    np.float32)
+  """``[len(texts)]`` float32 rewards; row i is a completion of ``examples[i // group_size]``.
+
+  On several processes every process holds all the texts (decoding is cheap) but runs
+  the verifier (the costly part: symbolic math, time-bounded) only on its own block of
+  rows (:func:`score_rows`); the blocks are then all-gathered, so every process returns
+  the same array. That is a collective: every process must call it with the same texts.
+  """
+  one = lambda i: reward_fn(texts[i], examples[i // group_size])
+  n, count = len(texts), jax.process_count()
+  if count == 1:
+    return np.asarray([one(i) for i in range(n)], np.float32)
+  rows = score_rows(n, jax.process_index(), count)
+  local = np.zeros((-(-n // count),), np.float32)  # equal shapes on every process
+  local[:rows.stop - rows.start] = [one(i) for i in range(rows.start, rows.stop)]
+  return np.asarray(multihost_utils.process_allgather(local, tiled=True))[:n]
 
 
 class Rollouts(NamedTuple):

@@ -7,7 +7,8 @@ With ``NUM_PROCESSES > 1`` it joins a ``jax.distributed`` job on
 collectives over gloo), builds a ``(data, fsdp, tensor) = (2, 2, 2)`` mesh over
 the job's devices, and runs one SFT step and one RL prepare + two updates from
 process-local rows (``sharding.process_rows`` + ``shard_batch(global_rows=...)``,
-i.e. ``jax.make_array_from_process_local_data``). Every process saves the RL
+i.e. ``jax.make_array_from_process_local_data``), then collects one round of
+rollouts on the mesh (each process verifies only its block of rows). Every process saves the RL
 state with the Orbax ``Checkpointer`` in ``OUT_DIR/ckpt`` and restores it.
 Process 0 writes the gathered results to ``OUT_DIR/results.npz``. The test calls
 :func:`compute` in its own (one-process, 8-device) jax for the reference.
@@ -108,6 +109,26 @@ def compute(ckpt_dir=None):
     out["rl_loss"] = np.asarray(m["loss"])
     for i, leaf in enumerate(jax.tree.leaves(sharding.to_host(rl_state.params))):
       out[f"rl_param_{i}"] = leaf
+
+    # Rollouts on the same mesh: sampled on it, the completion tokens all-gathered, each
+    # process runs the verifier on its own block of rows only (rollout.score).
+    from jaxrl_llm import data
+    from jaxrl_llm.models import CharTokenizer
+    from jaxrl_llm.training import rollout
+    scored = []
+
+    def reward_fn(text, example):  # any deterministic function of (text, example)
+      scored.append(text)
+      return float(len(text)) + float(text[:1] == example.answer[:1])
+
+    ro = rollout.collect_rollouts(
+        config, sharding.shard_params(params, config, mesh, sharding.SAMPLING_RULES),
+        CharTokenizer("0123456789+-="), data.ArithmeticTask(digits=1), data.DataPosition(0, 0),
+        reward_fn, jax.random.key(5), num_prompts=4, group_size=2, max_new_tokens=4, mesh=mesh)
+    out["rollout_tokens"] = rollout.host_read(ro.batch.completion_tokens)
+    out["rollout_rewards"] = np.asarray(ro.task_rewards)
+    out["rollout_batch_rewards"] = rollout.host_read(ro.batch.rewards)
+    out["rollout_scored_rows"] = np.asarray(len(scored))
 
     if ckpt_dir is not None:
       ckpt = Checkpointer(ckpt_dir, every=1)

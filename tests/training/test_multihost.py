@@ -1,6 +1,7 @@
 """Two processes on localhost (``jax.distributed``, CPU collectives, 4 fake devices each)
 run an SFT step and an RL step on one (2, 2, 2) mesh spanning both, from process-local
-rows; the results equal this process's one-process, 8-device run, and the checkpoint
+rows, and one round of rollouts whose verifier work is split between the processes;
+the results equal this process's one-process, 8-device run, and the checkpoint
 both processes wrote restores in each of them and here."""
 
 import importlib.util
@@ -92,6 +93,15 @@ def test_two_processes_equal_one_process_and_share_a_checkpoint(tmp_path):
     for key in reference:
       if key.startswith(("sft_", "rl_")):
         np.testing.assert_allclose(r[key], reference[key], atol=1e-5, rtol=0, err_msg=key)
+  # Rollouts: the same samples and rewards as one process, but each process ran the
+  # verifier on its own 4 of the 8 rows (the reference process ran it on all 8).
+  assert int(reference["rollout_scored_rows"]) == 8
+  for r in results:
+    assert int(r["rollout_scored_rows"]) == 4
+    np.testing.assert_array_equal(r["rollout_tokens"], reference["rollout_tokens"])
+    np.testing.assert_array_equal(r["rollout_rewards"], reference["rollout_rewards"])
+    np.testing.assert_allclose(r["rollout_batch_rewards"], reference["rollout_rewards"])
+  assert len(set(reference["rollout_rewards"].tolist())) > 1  # not a constant reward
   # The steps moved the weights far more than the tolerance (the comparison is not vacuous).
   from jaxrl_llm import models
   params0 = jax.tree.leaves(models.init_params(worker.tiny_config(), jax.random.key(0)))

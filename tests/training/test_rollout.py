@@ -3,6 +3,7 @@ and greedy evaluation sampled under a device mesh equal the unsharded ones (8 fa
 devices; a subprocess when this process has fewer)."""
 
 import dataclasses
+import types
 
 import jax
 import numpy as np
@@ -172,3 +173,40 @@ def test_stop_strings_and_forced_prefixes(monkeypatch):
     assert not any(s in tok.decode(tokens[i, :n - 1]) for s in stops)
   with pytest.raises(ValueError, match="unknown prompt transform 'nope'; known: identity"):
     rollout.get_prompt_transform("nope")
+
+
+def test_score_rows_split_rows_into_contiguous_process_blocks():
+  # 10 rows over 4 processes: blocks of ceil(10 / 4) = 3 -> [0,3) [3,6) [6,9) [9,10)
+  assert [rollout.score_rows(10, i, 4) for i in range(4)] == [
+      slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
+  # 4 rows over 3 processes: blocks of 2, the last process has none
+  assert [rollout.score_rows(4, i, 3) for i in range(3)] == [
+      slice(0, 2), slice(2, 4), slice(4, 4)]
+  assert rollout.score_rows(8, 0, 1) == slice(0, 8)
+
+
+def test_score_on_process_1_of_2_verifies_only_its_block(monkeypatch):
+  """Process 1 of 2 scores rows 3..4 of 5 (blocks of 3); the other block comes from the
+  all-gather, here stubbed with what process 0 would send."""
+  import jax
+  from jax.experimental import multihost_utils
+  examples = [types.SimpleNamespace(answer=str(k)) for k in range(3)]
+  texts = ["a", "bb", "ccc", "dddd", "eeeee"]  # group size 2: rows 0-1 ex 0, 2-3 ex 1, 4 ex 2
+  seen = []
+
+  def reward_fn(text, example):
+    seen.append(text)
+    return len(text) + 10 * int(example.answer)
+
+  def allgather(local, tiled):
+    assert tiled and local.shape == (3,)
+    np.testing.assert_array_equal(local, [14.0, 25.0, 0.0])  # rows 3, 4 and the padding
+    return np.concatenate([np.asarray([1.0, 2.0, 13.0], np.float32), local])
+
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  monkeypatch.setattr(multihost_utils, "process_allgather", allgather)
+  out = rollout.score(reward_fn, texts, examples, 2)
+  assert seen == ["dddd", "eeeee"]
+  np.testing.assert_array_equal(out, [1.0, 2.0, 13.0, 14.0, 25.0])
+  assert out.dtype == np.float32
