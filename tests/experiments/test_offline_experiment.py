@@ -308,3 +308,40 @@ def test_entry_point_trains_then_refuses_the_used_workdir(tmp_path):
   assert second.returncode != 0
   assert "already holds a run (checkpoints at steps [10])" in second.stderr
   assert "--config.resume=True" in second.stderr and "--config.overwrite=True" in second.stderr
+
+
+def test_zero_shot_claim_commands_and_report(tmp_path, monkeypatch, capsys):
+  """experiments/zero_shot_claim.py (issue 15 (c)): the two recipes per seed, finished runs
+  skipped, and the report's per-task means and P(TD-JEPA > baseline) by hand."""
+  import argparse
+  claim = _load("zero_shot_claim", "experiments/zero_shot_claim.py")
+  args = argparse.Namespace(steps=6000, steps_per_call=500, episodes=10, seeds=[0, 1],
+                            agents=["TD-JEPA", "GCBC"], root=str(tmp_path / "runs"),
+                            out=str(tmp_path / "out"), tag="zs", reps=200)
+  cmd = claim.command(args, "GCBC", 1)
+  assert any(c.endswith("configs/offline/gcbc_pointmaze.py") for c in cmd)
+  assert "--config.seed=1" in cmd and "--config.max_steps=6000" in cmd
+  assert "--config.zero_shot.episodes_per_task=10" in cmd
+  success = {("TD-JEPA", 0): [0.1, 0, 0, 0, 0], ("TD-JEPA", 1): [0.3, 0.1, 0, 0, 0],
+             ("GCBC", 0): [0.0] * 5, ("GCBC", 1): [0.0] * 5}
+  for (agent, seed), rates in success.items():
+    os.makedirs(claim.workdir(args, agent, seed))
+    final = {f"eval/task{t}_success": r for t, r in zip(range(1, 6), rates)}
+    final["eval/success_mean"] = sum(rates) / 5
+    with open(os.path.join(claim.workdir(args, agent, seed), "scores.json"), "w") as f:
+      json.dump({"steps": 6000, "wall_s": 1.0, "final_train": {}, "evaluations": [final]}, f)
+  monkeypatch.setattr(claim, "random_rows", lambda args, path: [
+      {"agent": "random", "seed": s, "steps": 0, **{f"task{t}": 0.0 for t in range(1, 6)},
+       "mean": 0.0} for s in args.seeds])
+  claim.report(args)
+  table = json.load(open(tmp_path / "out" / "zs.json"))
+  agg = table["aggregates"]
+  assert agg["TD-JEPA"]["mean"] == pytest.approx(0.05)  # (0.1 + 0.3 + 0.1) / 10
+  assert agg["TD-JEPA"]["per_seed"] == pytest.approx([0.02, 0.08])
+  assert agg["GCBC"]["mean"] == 0.0 and agg["random"]["n"] == 2
+  # Per task, P(x > y) + 0.5 P(x = y) against all-zero baselines: task 1 -> 1, task 2 -> 0.75
+  # (one of the two TD-JEPA runs is 0), tasks 3-5 all ties -> 0.5; mean 3.25 / 5.
+  for claim_row in table["claims"]:
+    assert claim_row["p_improvement"] == pytest.approx(0.65)
+  assert {c["baseline"] for c in table["claims"]} == {"random", "GCBC"}
+  assert "| TD-JEPA | 1 | 6000 | 0.30 | 0.10 | 0.00 | 0.00 | 0.00 | 0.080 |" in capsys.readouterr().out
