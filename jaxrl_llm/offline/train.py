@@ -38,6 +38,7 @@ from jaxrl_llm.offline import datasets
 from jaxrl_llm.offline import future_goals, imitation, ogbench_data
 from jaxrl_llm.offline import prepare
 from jaxrl_llm.offline import report
+from jaxrl_llm.offline.types import Transitions
 from jaxrl_llm.runs import metrics as metrics_lib
 from jaxrl_llm.runs import workdir as workdir_lib
 from jaxrl_llm.runs.checkpoint import Checkpointer, committed_steps
@@ -136,6 +137,18 @@ def restore_state(workdir: str, template_state, step: Optional[int] = None):
   finally:
     checkpointer.close()
   return state
+
+
+def training_rows(train_data) -> Dict[str, Any]:
+  """``{"num_transitions": n}`` of the data a run samples from, plus
+  ``"num_transitions_by_part"`` for a two-part (expert / mixed) dataset."""
+  if isinstance(train_data, Transitions):
+    return {"num_transitions": int(train_data.observations.shape[0])}
+  if isinstance(getattr(train_data, "transitions", None), Transitions):  # future-goal data
+    return {"num_transitions": int(train_data.transitions.observations.shape[0])}
+  parts = {name: int(getattr(train_data, name).observations.shape[0])
+           for name in train_data._fields}
+  return {"num_transitions": sum(parts.values()), "num_transitions_by_part": parts}
 
 
 def train(config) -> TrainResult:
@@ -238,7 +251,8 @@ def train(config) -> TrainResult:
       "agent": config.agent_name, "env_name": config.env_name,
       "dataset": config.dataset_path or config.dataset_format, "seed": config.seed,
       "steps": step, "wall_s": time.perf_counter() - start, "resumed_from": run.resumed_from,
-      "num_transitions": int(data.observations.shape[0]),
+      # What the loop samples from (a few-expert baseline: its one part, not `data`).
+      **training_rows(train_data),
       "corrupted": {k: float(np.mean(v)) for k, v in corruption_masks.items()},
       "corruption": {"mode": config.corruption.mode, **corruption_info}
                     if config.corruption.fields else {},

@@ -216,6 +216,8 @@ def test_recoil_recipe_trains_on_expert_and_mixed_parts(tmp_path):
                        expert_ratio=0.25)
   state, summary = offline_train.train(config)
   assert int(state.step) == 20
+  assert summary["num_transitions_by_part"] == {"expert": 50, "mixed": 600 + 2 * 50}
+  assert summary["num_transitions"] == 750
   row = json.loads(open(tmp_path / "metrics.jsonl").readlines()[-1])
   for key in ("train/critic_loss", "train/q_expert", "train/q_mixed", "train/actor_loss"):
     assert np.isfinite(row[key]), key
@@ -255,6 +257,7 @@ def test_bc_few_expert_recipe_trains_on_one_recoil_part(tmp_path):
     assert data.observations.shape[0] == rows
   state, summary = offline_train.train(config)  # the expert part: 50 rows, batches of 32
   assert int(state.step) == 20 and summary["agent"] == "bc"
+  assert summary["num_transitions"] == 50  # the part it trained on, not the 600 random rows
   row = json.loads(open(tmp_path / "metrics.jsonl").readlines()[-1])
   assert np.isfinite(row["train/actor_loss"])
   with pytest.raises(ValueError, match="must be one of"):
