@@ -191,9 +191,10 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
       sampling_logprob = jnp.where(is_forced, 0.0, sampling_logprob)
     picked = jnp.take_along_axis(logits, token[:, None], axis=-1)[:, 0]
     logprob = picked - jax.nn.logsumexp(logits, axis=-1)
-    temperature_logprob = jnp.where(
-        temperature == 1.0, logprob,
-        picked / temperature - jax.nn.logsumexp(logits / temperature, axis=-1))
+    # At T = 1 (the common case) skip the second pass over the vocabulary.
+    temperature_logprob = jax.lax.cond(
+        temperature == 1.0, lambda: logprob,
+        lambda: picked / temperature - jax.nn.logsumexp(logits / temperature, axis=-1))
     live = ~s.done
     token = jnp.where(live, token, pad_id)
     put = lambda buf, val: jax.lax.dynamic_update_index_in_dim(buf, val, t, axis=1)

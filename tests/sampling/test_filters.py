@@ -9,6 +9,7 @@ import torch
 from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
+from jaxrl_llm.sampling import filters
 from jaxrl_llm.sampling import (SamplingParams, filter_logits, sample_from_logits, top_k_mask,
                                 top_p_mask, validate_sampling_params)
 
@@ -168,3 +169,60 @@ def test_no_full_vocabulary_sort(setting):
 def test_bad_settings_raise(kwargs, field):
   with pytest.raises(ValueError, match=field):
     validate_sampling_params(SamplingParams()._replace(**kwargs), vocab_size=10)
+
+
+def test_two_level_inverse_cdf_by_hand():
+  # V = 5000 > the flat-cumsum limit: blocks of 128 tokens, the last one padded. Row r
+  # must draw the first i with C_i > u_r C_V, u_r = uniform(key_r), computed here in
+  # float64 from the keys' own uniforms. float32 partial sums may move a boundary by
+  # ~1e-6 C_V; a draw that differs from the float64 one must sit within that distance
+  # of the boundary it crossed (any other difference is a bug).
+  vocab, rows = 5000, 512
+  rng = np.random.default_rng(3)
+  logits = rng.normal(scale=2.0, size=(rows, vocab)).astype(np.float32)
+  logits[rng.random((rows, vocab)) < 0.5] = -np.inf  # filtered tokens, some whole blocks:
+  logits[:, 4700:] = -np.inf                         # the last blocks hold no mass at all
+  keys = jax.vmap(lambda r: jax.random.fold_in(jax.random.key(11), r))(jnp.arange(rows))
+  got = np.asarray(jax.jit(filters.categorical_inverse_cdf)(keys, jnp.asarray(logits)))
+  u = np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (1,), jnp.float32)[0])(keys),
+                 np.float64)
+  w = np.exp(logits.astype(np.float64) - logits.max(-1, keepdims=True))
+  cdf = np.cumsum(w, -1)
+  target = u * cdf[:, -1]
+  want = np.argmax(cdf > target[:, None], axis=-1)
+  assert np.all(np.isfinite(logits[np.arange(rows), got])), "drew a filtered token"
+  differ = np.flatnonzero(got != want)
+  for r in differ:
+    lo, hi = sorted((got[r], want[r]))
+    assert abs(cdf[r, lo] - target[r]) < 1e-5 * cdf[r, -1], (r, got[r], want[r])
+    assert hi - lo == 1 or np.all(w[r, lo + 1:hi] == 0), (r, got[r], want[r])
+  assert len(differ) <= 5, len(differ)
+
+
+def test_first_above_never_lands_on_zero_weight():
+  cdf = jnp.asarray([[1.0, 2.0, 2.0, 2.0]])
+  weights = jnp.asarray([[1.0, 1.0, 0.0, 0.0]])
+  # Rounding left nothing above the target: the last positive-weight index, not 3.
+  assert int(filters._first_above(cdf, jnp.asarray([[2.0]]), weights)[0]) == 1
+  assert int(filters._first_above(cdf, jnp.asarray([[1.5]]), weights)[0]) == 1
+  assert int(filters._first_above(cdf, jnp.asarray([[0.0]]), weights)[0]) == 0
+
+
+def test_sampling_logprob_on_a_large_vocabulary():
+  # The draw's sampling log-prob comes from the two-level normaliser: it must equal the
+  # float64 log-softmax of the filtered logits at the drawn token.
+  vocab = 3000
+  logits = jnp.asarray(np.random.default_rng(4).normal(size=(6, vocab)), jnp.float32)
+  params = validate_sampling_params(SamplingParams(0.7, 50, 0.9, None), vocab)
+  draw = sample_from_logits(logits, jax.random.key(5), params)
+  filtered = np.asarray(filter_logits(logits, params), np.float64)
+  tok = np.asarray(draw.token)
+  assert np.all(np.isfinite(filtered[np.arange(6), tok]))
+  ref = filtered - np.log(np.exp(filtered - filtered.max(-1, keepdims=True)).sum(-1,
+                          keepdims=True)) - filtered.max(-1, keepdims=True)
+  np.testing.assert_allclose(np.asarray(draw.sampling_logprob), ref[np.arange(6), tok],
+                             atol=1e-5)
+  x = np.asarray(logits, np.float64)
+  model = x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)) - x.max(
+      -1, keepdims=True)
+  np.testing.assert_allclose(np.asarray(draw.logprob), model[np.arange(6), tok], atol=1e-5)
