@@ -7,7 +7,9 @@ full 128 steps). Reports decoded tokens per second (steady state, best of
 ``--repeats`` runs) for both (for each, the better of its default thread count
 and one thread: an oversubscribed shared CPU can make either's default thread
 pool much slower), and this sampler's compile time separately
-(first call minus the best steady-state call).
+(first call minus the best steady-state call). Beside them, the matmul floor: the
+same prefill and decode with only their weight matmuls, in XLA; HF's time over it is
+the ceiling no XLA:CPU sampler can pass on this machine (see `_time_matmul_floor`).
 
 Each sampler is timed in its own fresh process (``--impl``), so XLA's and
 PyTorch's thread pools never compete inside one process.
@@ -91,8 +93,16 @@ def _time_hf(directory, repeats, threads=None):
               version=torch.__version__)
 
 
+def _pin_to_one_cpu():
+  """Limit this process to one CPU before jax starts: XLA:CPU sizes its thread pool from
+  the CPU affinity mask (its flags have no per-process thread-count knob), so this is
+  XLA's counterpart of ``torch.set_num_threads(1)``."""
+  os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
 def _time_ours(directory, repeats, threads=None):
-  del threads  # XLA's thread pool is set by XLA_FLAGS in the parent (see main)
+  if threads == 1:
+    _pin_to_one_cpu()
   import jax
   from jaxrl_llm import models, sampling
   config, params = models.load_hf(directory)
@@ -107,20 +117,70 @@ def _time_ours(directory, repeats, threads=None):
 
   first = _seconds(run)  # includes compilation
   times = [_seconds(run) for _ in range(repeats)]
-  return dict(times=times, compile=first - min(times), version=jax.__version__,
+  return dict(times=times, compile=first - min(times), cpus=len(os.sched_getaffinity(0)),
+              version=jax.__version__,
               platform=jax.devices()[0].platform)
+
+
+def _time_matmul_floor(directory, repeats, threads=None):
+  """Seconds for only the weight matmuls of this benchmark's prefill and decode, in XLA.
+
+  The same shapes as the model (per layer x·W_q, x·W_k, x·W_v, ·W_o, x·W_gate, x·W_up,
+  ·W_down; then the vocabulary head): the prefill's on B·P rows (head on the B last
+  ones), then NEW_TOKENS steps of a `lax.fori_loop` on B rows, each step's input the
+  last one's output, so nothing is hoisted. No attention, norm, RoPE, cache or sampling:
+  any sampler whose matmuls are XLA:CPU's dots takes at least this long, so
+  HF's time / this is the highest speed-up such a sampler can show on this machine.
+  """
+  if threads == 1:
+    _pin_to_one_cpu()
+  import jax
+  import jax.numpy as jnp
+  from jaxrl_llm import models
+  config, params = models.load_hf(directory)
+  layers = models.split_layers(params["layers"])
+  head = models.unembed_weight(config, params)
+  d = config.hidden_size
+  weights = [(p["attn"]["q_kernel"].reshape(d, -1), p["attn"]["k_kernel"].reshape(d, -1),
+              p["attn"]["v_kernel"].reshape(d, -1), p["attn"]["o_kernel"].reshape(-1, d),
+              p["mlp"]["gate_kernel"], p["mlp"]["up_kernel"], p["mlp"]["down_kernel"])
+             for p in layers]
+
+  def matmuls(x):
+    for wq, wk, wv, wo, wg, wu, wd in weights:
+      q = x @ wq
+      kv = (x @ wk).sum(-1, keepdims=True) + (x @ wv).sum(-1, keepdims=True)
+      x = x + (q + 1e-3 * kv) @ wo
+      x = x + ((x @ wg) * (x @ wu)) @ wd
+    return x
+
+  @jax.jit
+  def run(x):
+    h = matmuls(x.reshape(-1, d)).reshape(x.shape)[:, -1]
+    h = h + 1e-3 * (h @ head)[:, :d]
+
+    def step(_, h):
+      h = matmuls(h)
+      return h + 1e-3 * (h @ head)[:, :d]
+
+    return jax.lax.fori_loop(0, NEW_TOKENS, step, h)
+
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(BATCH, PROMPT_LEN, d)), jnp.float32)
+  jax.block_until_ready(run(x))
+  return dict(times=[_seconds(lambda: jax.block_until_ready(run(x))) for _ in range(repeats)])
 
 
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--sizes", default="1m,rl-1m,125m")
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--impl", choices=("ours", "hf"), help="(internal) time one sampler")
+  parser.add_argument("--impl", choices=("ours", "hf", "floor"),
+                      help="(internal) time one sampler, or the matmul floor")
   parser.add_argument("--model-dir", help="(internal) saved HF model")
-  parser.add_argument("--threads", type=int, default=0, help="(internal) torch threads")
+  parser.add_argument("--threads", type=int, default=0, help="(internal) 1 = one thread")
   args = parser.parse_args()
   if args.impl:
-    timer = _time_ours if args.impl == "ours" else _time_hf
+    timer = {"ours": _time_ours, "hf": _time_hf, "floor": _time_matmul_floor}[args.impl]
     print("RESULT " + json.dumps(timer(args.model_dir, args.repeats, args.threads)), flush=True)
     return
 
@@ -132,15 +192,12 @@ def main():
       results = {}
       # PyTorch with its default threads (one per core) and with one thread: on a shared,
       # oversubscribed CPU OpenMP barriers can make the default much slower; HF gets the best.
-      # The same two settings for XLA (its thread pool limited by XLA_FLAGS in that process).
-      for impl, threads in (("ours", 0), ("ours", 1), ("hf", 0), ("hf", 1)):
-        env = dict(os.environ)
-        if impl == "ours" and threads == 1:
-          env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                              " intra_op_parallelism_threads=1").strip()
+      # The same two settings for XLA (one CPU: `_pin_to_one_cpu`), and for the floor.
+      for impl, threads in (("ours", 0), ("ours", 1), ("hf", 0), ("hf", 1), ("floor", 0),
+                            ("floor", 1)):
         proc = subprocess.run([sys.executable, __file__, "--impl", impl, "--model-dir", directory,
                                "--repeats", str(args.repeats), "--threads", str(threads)],
-                              capture_output=True, text=True, env=env)
+                              capture_output=True, text=True)
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
         if proc.returncode or not lines:
           raise RuntimeError(f"{impl} run failed:\n{proc.stderr[-3000:]}")
@@ -149,15 +206,19 @@ def main():
         print(f"{size} {impl}: {result}", flush=True)
     ours = min(min(r["times"]) for r in results["ours"])
     theirs = min(min(r["times"]) for r in results["hf"])
+    floor = min(min(r["times"]) for r in results["floor"])
     n = BATCH * NEW_TOKENS
     rows.append((size, num_params, n / ours, n / theirs, theirs / ours,
-                 min(r["compile"] for r in results["ours"])))
+                 min(r["compile"] for r in results["ours"]), ours, floor, theirs / floor))
   print(f"\nload average at the end: {os.getloadavg()}")
-  print("\n| model | params | jaxrl_llm tok/s | HF generate tok/s | speed-up | compile (s) |")
-  print("|---|---|---|---|---|---|")
-  for size, num_params, ours, theirs, ratio, compile_s in rows:
+  print("\nmatmul floor: the prefill's and decode's weight matmuls alone, in XLA (no attention,"
+        "\nnorm, cache or sampling); ceiling = HF time / floor, the most any XLA sampler can show.")
+  print("\n| model | params | jaxrl_llm tok/s | HF generate tok/s | speed-up | compile (s) | "
+        "ours (s) | matmul floor (s) | ceiling |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for size, num_params, ours, theirs, ratio, compile_s, seconds, floor, ceiling in rows:
     print(f"| {size} | {num_params / 1e6:.1f}M | {ours:.0f} | {theirs:.0f} | {ratio:.2f}x | "
-          f"{compile_s:.1f} |")
+          f"{compile_s:.1f} | {seconds:.3f} | {floor:.3f} | {ceiling:.2f}x |")
 
 
 if __name__ == "__main__":
