@@ -3,7 +3,8 @@
 from jaxrl_llm.models.config import ModelConfig, RopeScaling, SUPPORTED_ARCHITECTURES
 from jaxrl_llm.models.presets import get_preset, list_presets
 from jaxrl_llm.models.transformer import (
-    CACHE_AXES,
+    K_CACHE_AXES,
+    V_CACHE_AXES,
     DecoderLM,
     KVCache,
     apply_layers,

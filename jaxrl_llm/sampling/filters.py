@@ -191,18 +191,39 @@ def categorical_inverse_cdf(key: jax.Array, logits: jax.Array) -> jax.Array:
   C_i > u·C_V, u ~ U[0, 1): P(i) = w_i / C_V exactly (tokens with w_i = 0, i.e.
   filtered ones, are never chosen). One random number per row instead of the V
   Gumbel variates of `jax.random.categorical` (about 6x faster at V = 32k on CPU).
-  Large vocabularies invert in two levels (the block of the first C_i > u·C_V from
-  the cumulative block sums, then the token inside it), which avoids a V-long
-  cumulative sum (XLA:CPU's costs ~1.4 ms for 16 x 32k).
+  Vocabularies of more than 64 tokens invert in two levels (the block of the first
+  C_i > u·C_V from the cumulative block sums, then the token inside it), which avoids
+  a V-long cumulative sum (XLA:CPU lowers it to O(V²) adds: ~1.4 ms for 16 x 32k).
 
-  ``key`` is one key for all rows, or a batch of keys, one per row (batch shape
-  ``logits.shape[:-1]``): row r's uniform is then ``U(key[r])``, which depends on
-  that key alone, so a row draws the same token whatever batch it is decoded in.
+  ``key``: see `row_uniforms`.
   """
-  return _inverse_cdf_draw(key, logits)[0]
+  return _inverse_cdf_draw(row_uniforms(key, logits.shape[:-1]), logits)[0]
 
 
-_FLAT_CDF_MAX_VOCAB = 1024  # at most this many tokens: one flat cumulative sum
+def row_uniforms(key: jax.Array, batch_shape: tuple) -> jax.Array:
+  """One u ~ U[0, 1) per row, ``[*batch_shape]`` float32: the randomness of one draw.
+
+  ``key`` is one key for all rows (u = ``uniform(key, batch_shape + (1,))[..., 0]``), or
+  a batch of keys of batch shape ``batch_shape``, one per row: row r's u is then
+  ``uniform(key[r], (1,))[0]``, which depends on that key alone, so a row draws the
+  same token whatever batch it is decoded in.
+  """
+  batch_shape = tuple(batch_shape)
+  if is_key_batch(key):
+    if key_batch_shape(key) != batch_shape:
+      raise ValueError(f"per-row keys of batch shape {key_batch_shape(key)} for logits of "
+                       f"batch shape {batch_shape}: need one key per row")
+    uniform = lambda k: jax.random.uniform(k, (1,), jnp.float32)[0]
+    for _ in range(len(batch_shape)):
+      uniform = jax.vmap(uniform)
+    return uniform(key)
+  return jax.random.uniform(key, batch_shape + (1,), jnp.float32)[..., 0]
+
+
+# At most this many tokens: one flat cumulative sum. XLA:CPU lowers a cumulative sum to a
+# reduce-window of O(V²) adds; the two-level draw was measured faster from V = 128 up
+# (16 rows: 28 vs 58 us at V = 512, 32 vs 97 us at 1024, equal at 64).
+_FLAT_CDF_MAX_VOCAB = 64
 
 
 def _first_above(cdf, target, weights):
@@ -217,23 +238,16 @@ def _first_above(cdf, target, weights):
   return jnp.where(count < size, count, last_positive)
 
 
-def _inverse_cdf_draw(key, logits):
-  """(token, log Σ_i exp(ℓ_i)) for `categorical_inverse_cdf`; the second output lets a
-  caller get log q(token) = ℓ_token - log Σ exp ℓ without another pass over V."""
+def _inverse_cdf_draw(uniform, logits):
+  """(token, log Σ_i exp(ℓ_i)) for `categorical_inverse_cdf`, with ``uniform [...]`` the
+  rows' u (`row_uniforms`); the second output lets a caller get
+  log q(token) = ℓ_token - log Σ exp ℓ without another pass over V."""
   vocab = logits.shape[-1]
   peak = jnp.max(logits, axis=-1, keepdims=True)
   weights = jnp.exp(logits - peak)
   batch_shape = logits.shape[:-1]
-  if is_key_batch(key):
-    if key_batch_shape(key) != batch_shape:
-      raise ValueError(f"per-row keys of batch shape {key_batch_shape(key)} for logits of "
-                       f"shape {logits.shape}: need one key per row")
-    uniform = lambda k: jax.random.uniform(k, (1,), jnp.float32)
-    for _ in range(len(batch_shape)):
-      uniform = jax.vmap(uniform)
-    u = uniform(key)
-  else:
-    u = jax.random.uniform(key, batch_shape + (1,), jnp.float32)
+  chex.assert_shape(uniform, batch_shape)
+  u = uniform.astype(jnp.float32)[..., None]
   if vocab <= _FLAT_CDF_MAX_VOCAB:
     cdf = jnp.cumsum(weights, axis=-1)
     total = cdf[..., -1:]
@@ -286,9 +300,22 @@ def sample_from_logits(logits: jax.Array, key: jax.Array, params: SamplingParams
   token is drawn from ``softmax(filter_logits(ℓ))`` by `categorical_inverse_cdf`.
   The switch is traced (`lax.cond`, only one branch runs), so one compilation serves
   greedy and sampled decoding. ``key``: one key, or ``[B]`` per-row keys (see
-  `categorical_inverse_cdf`).
+  `row_uniforms`). Equals ``sample_with_uniform(logits, row_uniforms(key, (B,)), params)``.
   """
   chex.assert_rank(logits, 2)
+  return sample_with_uniform(logits, row_uniforms(key, logits.shape[:1]), params)
+
+
+def sample_with_uniform(logits: jax.Array, uniform: jax.Array, params: SamplingParams) -> Draw:
+  """`sample_from_logits` with the rows' uniforms ``[B]`` given instead of a key.
+
+  Row r's token is the first i whose cumulative filtered weight exceeds ``uniform[r]``
+  times the total (`categorical_inverse_cdf`). A decode loop draws all its steps'
+  uniforms before the loop in one vectorised call (`row_uniforms` under `jax.vmap`):
+  on CPU the threefry hash inside a loop body runs as its own small rolled loop.
+  """
+  chex.assert_rank(logits, 2)
+  chex.assert_shape(uniform, logits.shape[:1])
   logits = logits.astype(jnp.float32)
   params = as_arrays(params)
 
@@ -298,7 +325,7 @@ def sample_from_logits(logits: jax.Array, key: jax.Array, params: SamplingParams
 
   def draw(logits):
     filtered = filter_logits(logits, params)
-    token, log_normalizer = _inverse_cdf_draw(key, filtered)
+    token, log_normalizer = _inverse_cdf_draw(uniform, filtered)
     picked = jnp.take_along_axis(filtered, token[:, None], axis=-1)[:, 0]
     return token, picked - log_normalizer
 

@@ -16,7 +16,7 @@ and its KV cache is then repeated to the B·G decoding rows, so rows
 soon as every row has emitted a stop token; its state (the cache) is donated so
 the loop updates it in place. Prefill and every decode step run the model's own
 blocks (`models.forward_with_cache`: one `block_apply`, one `KVCache` layout of
-per-layer ``[B, KV, S, Dh]`` buffers). Prompt widths are bucketed (left-padded to
+per-layer buffers: keys ``[B, KV, Dh, S]``, values ``[B, KV, S, Dh]``). Prompt widths are bucketed (left-padded to
 a power of two, at least 16) so a new prompt length rarely recompiles.
 
 The sampling settings (temperature, top-k, top-p, min-p; greedy = temperature 0)
@@ -38,9 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_llm.models import (CACHE_AXES, KVCache, ModelConfig, default_positions,
+from jaxrl_llm.models import (K_CACHE_AXES, V_CACHE_AXES, KVCache, ModelConfig, default_positions,
                               forward_with_cache, init_cache, split_layers, unembed_weight)
-from jaxrl_llm.sampling.filters import SamplingParams, sample_from_logits, validate_sampling_params
+from jaxrl_llm.sampling.filters import (SamplingParams, row_uniforms, sample_with_uniform,
+                                        validate_sampling_params)
 from jaxrl_llm.sharding import SAMPLING_RULES, batch_sharding, logical_sharding
 
 FINISH_STOP = 0  # the row emitted one of `stop_tokens`
@@ -96,7 +97,8 @@ def _constrain(x, mesh, rules, logical):
 
 
 def _constrain_cache(cache: KVCache, mesh, rules) -> KVCache:
-  return jax.tree.map(lambda c: _constrain(c, mesh, rules, CACHE_AXES), cache)
+  return KVCache(tuple(_constrain(k, mesh, rules, K_CACHE_AXES) for k in cache.k),
+                 tuple(_constrain(v, mesh, rules, V_CACHE_AXES) for v in cache.v))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "num_samples", "max_new_tokens",
@@ -172,6 +174,17 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
   temperature = jnp.where(sampling.temperature > 0, sampling.temperature, 1.0)
   stops = jnp.asarray(stop_tokens if stop_tokens else (-1,), jnp.int32)
 
+  def step_uniforms(t):
+    step_key = jax.random.fold_in(key, t)
+    if row_ids is not None:
+      step_key = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(step_key, row_ids)
+    return row_uniforms(step_key, (rows,))
+
+  # Every step's uniforms [N, R] in one vectorised call before the loop (the same values
+  # as drawing them in the body: the keys are the same): on CPU each threefry call in the
+  # body would be a small rolled loop of its own, ~10% of a small model's step.
+  uniforms = jax.vmap(step_uniforms)(jnp.arange(max_new_tokens))
+
   def cond(s: _LoopState):
     return (s.step < max_new_tokens) & ~jnp.all(s.done)
 
@@ -179,10 +192,8 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
     t = s.step
     logits = jnp.einsum("rd,dv->rv", s.hidden, w_out.astype(s.hidden.dtype),
                         preferred_element_type=jnp.float32)
-    step_key = jax.random.fold_in(key, t)
-    if row_ids is not None:
-      step_key = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(step_key, row_ids)
-    draw = sample_from_logits(logits, step_key, sampling)
+    draw = sample_with_uniform(logits, jax.lax.dynamic_index_in_dim(uniforms, t, keepdims=False),
+                               sampling)
     token, sampling_logprob = draw.token, draw.sampling_logprob
     if prefix is not None:
       forced_token = jax.lax.dynamic_index_in_dim(prefix, t, axis=1, keepdims=False)

@@ -147,12 +147,13 @@ def test_scanned_and_unrolled_layers_agree_in_value_and_gradient():
   assert float(jnp.abs(ga["layers"]["attn"]["q_norm"]["scale"]).sum()) > 0
 
 
-def test_kv_cache_is_per_layer_buffers_heads_before_slots():
+def test_kv_cache_is_per_layer_buffers_heads_before_slots_keys_transposed():
   config = models.get_preset("tiny-llama")
   cache = models.init_cache(config, 3, 16)
   assert len(cache.k) == len(cache.v) == config.num_layers
-  assert cache.k[0].shape == (3, config.num_kv_heads, 16, config.head_dim)
-  assert len(models.CACHE_AXES) == cache.k[0].ndim
+  assert cache.k[0].shape == (3, config.num_kv_heads, config.head_dim, 16)
+  assert cache.v[0].shape == (3, config.num_kv_heads, 16, config.head_dim)
+  assert len(models.K_CACHE_AXES) == cache.k[0].ndim == len(models.V_CACHE_AXES)
 
 
 def test_default_layer_loop_unrolls_shallow_models_and_scans_deep_ones():

@@ -80,6 +80,35 @@ def test_top_p_bisection_equals_sorted_definition():
       np.testing.assert_array_equal(m, expected)
 
 
+def test_top_p_with_ties_filtered_tokens_and_large_vocabularies():
+  # Definition, transcribed in float64: keep i iff M_i = Σ_{j: p_j > p_i} p_j < top_p
+  # (ties at the threshold all kept). Tokens whose M_i is within 1e-5 of top_p may go
+  # either way under float32 sums and are not checked.
+  rng = np.random.default_rng(2)
+  mask_fn = jax.jit(top_p_mask, static_argnums=1)
+  for vocab, rows in ((512, 24), (32000, 4)):
+    logits = rng.normal(size=(rows, vocab)) * rng.uniform(0.02, 6.0, size=(rows, 1))
+    logits[rng.random((rows, vocab)) < 0.2] = -np.inf  # filtered (p = 0)
+    logits[:, : vocab // 8] = logits[:, vocab // 8: vocab // 4]  # exact ties
+    logits = logits.astype(np.float32)
+    probs = np.asarray(jax.nn.softmax(jnp.asarray(logits), axis=-1), np.float64)
+    for top_p in (0.1, 0.7, 0.95):
+      mask = np.asarray(mask_fn(jnp.asarray(logits), top_p))
+      for r in range(rows):
+        order = np.argsort(-probs[r], kind="stable")
+        sorted_p = probs[r][order]
+        cum = np.concatenate([[0.0], np.cumsum(sorted_p)])
+        first = np.searchsorted(-sorted_p, -sorted_p, side="left")  # first of each tie run
+        mass_above = np.empty(vocab)
+        mass_above[order] = cum[first]
+        clear = np.abs(mass_above - top_p) > 1e-5
+        np.testing.assert_array_equal(mask[r][clear], (mass_above < top_p)[clear],
+                                      err_msg=f"V={vocab} row {r} top_p={top_p}")
+        assert clear.sum() > 0.9 * vocab
+        # A tie run is kept or dropped whole.
+        assert np.all(mask[r, : vocab // 8] == mask[r, vocab // 8: vocab // 4])
+
+
 _jit_draw = jax.jit(sample_from_logits)
 
 

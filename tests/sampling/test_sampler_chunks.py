@@ -48,6 +48,19 @@ def test_chunked_equals_one_call_bitwise(model):
   assert not np.array_equal(_gen(model, 8, key=4).tokens, one.tokens)
 
 
+def test_per_row_stream_at_a_later_step(model):
+  # sample_chunk=C: row r's draw at step t uses uniform(fold_in(fold_in(key, t), r), (1,)).
+  config, params = model
+  out = _gen(model, 8, top_p=None)
+  for r in [r for r in range(8, 16) if out.tokens[r, 0] != 3]:
+    seq = jnp.asarray(np.append(PROMPTS[1], out.tokens[r, 0])[None])
+    w = np.exp(np.asarray(models.forward(config, params, seq)[0, -1], np.float64))
+    cdf = np.cumsum(w)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(3), 1), r)
+    u = float(jax.random.uniform(key, (1,), jnp.float32)[0])
+    assert out.tokens[r, 1] == int(np.argmax(cdf > u * cdf[-1])), r
+
+
 def test_chunked_greedy_equals_default_greedy(model):
   # Greedy draws no key: every stream gives the argmax path.
   a = _gen(model, 2, temperature=0.0)
@@ -90,6 +103,16 @@ def test_default_stream_is_the_shared_step_key(model):
   u = np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.key(3), 0), (24, 1)))[:, 0]
   for r in range(8, 16):
     assert out.tokens[r, 0] == int(np.argmax(cdf > u[r] * cdf[-1]))
+  # Step 1 (the sampler draws all steps' uniforms before its loop): row r's second token
+  # is the draw of uniform(fold_in(key, 1), (R, 1))[r] on the logits after its first.
+  u1 = np.asarray(jax.random.uniform(jax.random.fold_in(jax.random.key(3), 1), (24, 1)))[:, 0]
+  live = [r for r in range(8, 16) if out.tokens[r, 0] != 3]  # 3 is the stop token
+  assert live
+  for r in live:
+    seq = jnp.asarray(np.append(PROMPTS[1], out.tokens[r, 0])[None])
+    w = np.exp(np.asarray(models.forward(config, params, seq)[0, -1], np.float64))
+    cdf = np.cumsum(w)
+    assert out.tokens[r, 1] == int(np.argmax(cdf > u1[r] * cdf[-1])), r
 
 
 def test_sample_chunk_errors(model):
