@@ -16,8 +16,9 @@ and its KV cache is then repeated to the B·G decoding rows, so rows
 soon as every row has emitted a stop token; its state (the cache) is donated so
 the loop updates it in place. Prefill and every decode step run the model's own
 blocks (`models.forward_with_cache`: one `block_apply`, one `KVCache` layout of
-per-layer buffers: keys ``[B, KV, Dh, S]``, values ``[B, KV, S, Dh]``). Prompt widths are bucketed (left-padded to
-a power of two, at least 16) so a new prompt length rarely recompiles.
+per-layer buffers: keys ``[B, KV, Dh, S]``, values ``[B, KV, S, Dh]``). Prompt widths
+are bucketed (left-padded to a power of two, at least 16) so a new prompt length
+rarely recompiles.
 
 The sampling settings (temperature, top-k, top-p, min-p; greedy = temperature 0)
 are traced arguments of the compiled loop: changing them never recompiles.
@@ -38,8 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_llm.models import (K_CACHE_AXES, V_CACHE_AXES, KVCache, ModelConfig, default_positions,
-                              forward_with_cache, init_cache, split_layers, unembed_weight)
+from jaxrl_llm.models import (K_CACHE_AXES, V_CACHE_AXES, KVCache, ModelConfig,
+                              default_positions, forward_with_cache, init_cache, split_layers,
+                              unembed_weight)
 from jaxrl_llm.sampling.filters import (SamplingParams, row_uniforms, sample_with_uniform,
                                         validate_sampling_params)
 from jaxrl_llm.sharding import SAMPLING_RULES, batch_sharding, logical_sharding
@@ -223,7 +225,8 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
 
   shape = (rows, max_new_tokens)
   init = _LoopState(
-      step=jnp.zeros((), jnp.int32), cache=cache, hidden=hidden, position=position, done=jnp.zeros((rows,), bool),
+      step=jnp.zeros((), jnp.int32), cache=cache, hidden=hidden, position=position,
+      done=jnp.zeros((rows,), bool),
       tokens=jnp.full(shape, pad_id, jnp.int32), logprobs=jnp.zeros(shape, jnp.float32),
       temperature_logprobs=jnp.zeros(shape, jnp.float32),
       sampling_logprobs=jnp.zeros(shape, jnp.float32), mask=jnp.zeros(shape, bool))
