@@ -18,6 +18,10 @@ Both read the same prompt stream in the same order.
 This library's side is the public API exactly as ``experiments/rl.py`` uses it:
 ``training.rollout.collect_rollouts`` (``sampling.generate`` + decode + reward),
 ``jax.jit(make_rl_step(...).prepare)`` and ``jax.jit(update, donate_argnums=0)``.
+Like ``experiments/rl.py`` (``setup.init_process``) it first applies
+``jaxrl_llm.runs.keep_freed_host_memory`` (glibc keeps XLA:CPU's freed per-call buffers);
+TRL runs with and without the same glibc settings (``--trl-allocator``) and the table
+takes its faster configuration.
 
 TRL runs in its own virtual environment ``benchmarks/.venv-trl`` (created on first
 use: CPU torch 2.13.0 first, then ``trl==1.16.*``), in a subprocess running
@@ -59,6 +63,9 @@ MODEL = dict(family="llama", vocab_size=512, hidden_size=128, intermediate_size=
              tie_word_embeddings=False)
 NUM_PROMPTS, GROUP, PROMPT_LEN, NEW_TOKENS, LR = 16, 8, 16, 64, 1e-5
 PAD, EOS, REWARD_WORD = "<pad>", "<eos>", "w7"
+# jaxrl_llm.runs.keep_freed_host_memory's settings, for a process we only start.
+KEEP_FREED_TUNABLES = ("glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:"
+                       "glibc.malloc.trim_threshold=18446744073709551615")
 
 
 def load() -> str:
@@ -93,9 +100,12 @@ def write_workload(workdir: str, total_steps: int, seed: int = 0) -> dict:
 
 
 # --------------------------------------------------------------------- our side
-def run_ours(workdir: str, steps: int, out: str):
+def run_ours(workdir: str, steps: int, out: str, keep_freed: bool = True):
   """This library's GRPO loop (as experiments/rl.py runs it), timed per phase."""
   sys.path.insert(0, ROOT)
+  from jaxrl_llm.runs import host_memory
+  if keep_freed:  # as experiments/rl.py does (setup.init_process), before JAX starts
+    host_memory.keep_freed_host_memory()
   import jax
   from jaxrl_llm import data, models, training
   from jaxrl_llm.training import metrics as metrics_lib, rollout
@@ -202,10 +212,15 @@ def main():
   ap.add_argument("--workdir", help=argparse.SUPPRESS)
   ap.add_argument("--out", help=argparse.SUPPRESS)
   ap.add_argument("--only", choices=("ours", "trl"), help="run one side only")
-  ap.add_argument("--trl-threads", default="0,1",
+  ap.add_argument("--trl-threads", default="0",
                   help="torch thread counts to run TRL with (0: torch's default); the table "
                        "uses the fastest total (PyTorch's barrier spinning suffers on a "
-                       "loaded machine, one thread does not)")
+                       "loaded machine, one thread does not; on the idle Xeon of "
+                       "docs/results 1 thread ran 1.68 s/step, the default 0.97)")
+  ap.add_argument("--trl-allocator", default="default,keep-freed",
+                  help="glibc settings to run TRL with: 'default', and/or 'keep-freed' (the "
+                       "GLIBC_TUNABLES equivalent of jaxrl_llm.runs.keep_freed_host_memory, "
+                       "which our side applies); the table uses TRL's fastest configuration")
   ap.add_argument("--repeats", type=int, default=3,
                   help="run every side this many times, alternating (ours, TRL, ours, ...); "
                        "medians pool the timed steps of all runs (a shared VM's speed drifts "
@@ -221,7 +236,12 @@ def main():
   threads = [int(x) for x in a.trl_threads.split(",") if x.strip()]
   sides = ["ours"] if a.only != "trl" else []
   if a.only != "ours":
-    sides += [f"trl@{n}" for n in threads]
+    allocators = [x.strip() for x in a.trl_allocator.split(",") if x.strip()]
+    bad = sorted(set(allocators) - {"default", "keep-freed"})
+    if bad:
+      raise SystemExit(f"--trl-allocator: unknown {bad}; known: default, keep-freed")
+    sides += [f"trl@{n}" + (":keep-freed" if al == "keep-freed" else "")
+              for n in threads for al in allocators]
   py_trl = trl_python() if a.only != "ours" else None
   lines = []
 
@@ -248,8 +268,10 @@ def main():
         env = None
       else:
         cmd = [py_trl, TRL_SIDE, "--workdir", workdir, "--steps", str(total), "--out", out,
-               "--threads", name.split("@")[1]]
+               "--threads", name.split("@")[1].split(":")[0]]
         env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+        if name.endswith(":keep-freed"):
+          env["GLIBC_TUNABLES"] = KEEP_FREED_TUNABLES
       wall, before, after = side(cmd, env)
       recs = timed_records(out, a.warmup)
       records[name] += recs
@@ -268,8 +290,10 @@ def main():
   trl_runs = {k: v for k, v in results.items() if k.startswith("trl@")}
   best = min(trl_runs, key=lambda k: trl_runs[k]["total"]) if trl_runs else None
   for k, v in trl_runs.items():
-    n = k.split("@")[1]
-    say(f"TRL with {'default' if n == '0' else n} torch threads: total {v['total']:.3f} s/step"
+    n, _, alloc = k.split("@")[1].partition(":")
+    say(f"TRL with {'default' if n == '0' else n} torch threads, "
+        f"{'glibc keeps freed memory' if alloc else 'default glibc malloc'}: "
+        f"total {v['total']:.3f} s/step"
         + ("  <- used below" if k == best else ""))
   trl, ours = (trl_runs[best] if best else {}), results.get("ours", {})
   rows = [("generate (+decode, reward)", "generate", "generate"),

@@ -49,6 +49,8 @@ def preference_config(loss: str, loss_kwargs: dict, workdir: str) -> ConfigDict:
   c.wandb_mode = ""
   c.progress_bar = True
   c.distributed = False
+  # glibc keeps XLA:CPU's freed per-call buffers (jaxrl_llm.runs.host_memory).
+  c.keep_freed_host_memory = True
   return c
 
 

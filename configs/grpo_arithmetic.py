@@ -65,4 +65,6 @@ def get_config():
   # Multi-process run (TPU pod / several GPU hosts; docs/launch.md): jax.distributed
   # is initialised before any device use (also when JAX_COORDINATOR_ADDRESS is set).
   c.distributed = False
+  # glibc keeps XLA:CPU's freed per-call buffers (jaxrl_llm.runs.host_memory).
+  c.keep_freed_host_memory = True
   return c

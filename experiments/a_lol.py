@@ -183,7 +183,7 @@ def prepare(c, config, ref_params, tokenizer, reward_fn, stops):
 
 def run(c) -> dict:
   validate(c)
-  setup.init_distributed(c)
+  setup.init_process(c)
   os.makedirs(c.workdir, exist_ok=True)
   workdir.claim_workdir(c)  # refuse / resume / overwrite before the expensive preparation
   config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)

@@ -112,7 +112,7 @@ def make_batch(c, entry, tokenizer, items) -> dict:
 
 def run(c) -> dict:
   validate(c)
-  setup.init_distributed(c)  # before anything touches a device
+  setup.init_process(c)  # before anything touches a device
   os.makedirs(c.workdir, exist_ok=True)
   p = c.preference
   entry = losses.get_preference_loss(p.loss)

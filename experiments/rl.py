@@ -253,7 +253,7 @@ def sampled_eval(c, config, params, tokenizer, eval_set, reward_fn, stops, mesh)
 
 def run(c) -> dict:
   validate(c)
-  setup.init_distributed(c)  # before anything touches a device
+  setup.init_process(c)  # before anything touches a device
   os.makedirs(c.workdir, exist_ok=True)
   r = c.rl
   config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)

@@ -76,7 +76,7 @@ def validate(c):
 
 def run(c) -> dict:
   validate(c)
-  setup.init_distributed(c)  # before anything touches a device
+  setup.init_process(c)  # before anything touches a device
   os.makedirs(c.workdir, exist_ok=True)
   config, params, tokenizer, _ = setup.build_model(c.model, c.init_from, c.seed)
   train_source = setup.build_task(c.task, "train")

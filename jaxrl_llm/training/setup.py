@@ -11,6 +11,7 @@ import jax
 
 from jaxrl_llm import data, models, rewards, sharding
 from jaxrl_llm.models import lora
+from jaxrl_llm.runs.host_memory import keep_freed_host_memory
 from jaxrl_llm.runs.workdir import RUN_FILES, clear_run, previous_run  # noqa: F401 (re-exported)
 from jaxrl_llm.training.optim import make_optimizer
 
@@ -207,6 +208,19 @@ def init_distributed(c) -> bool:
   ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` environment);
   call it before anything touches a device (``sharding.maybe_initialize_distributed``)."""
   return sharding.maybe_initialize_distributed(bool(c.get("distributed", False)))
+
+
+def init_process(c) -> bool:
+  """What a run sets up before anything touches a device: host memory, then distributed.
+
+  ``c.keep_freed_host_memory`` (default True): `jaxrl_llm.runs.host_memory` (glibc keeps
+  XLA:CPU's freed per-call buffers instead of unmapping them; measured 0.69 -> 0.56 s a
+  ``benchmarks/rl_step_vs_trl.py`` update on a 2-vCPU Xeon). Returns `init_distributed`'s
+  result.
+  """
+  if bool(c.get("keep_freed_host_memory", True)):
+    keep_freed_host_memory()
+  return init_distributed(c)
 
 
 def check_distributed_mesh(mesh) -> None:
