@@ -100,12 +100,11 @@ def write_workload(workdir: str, total_steps: int, seed: int = 0) -> dict:
 
 
 # --------------------------------------------------------------------- our side
-def run_ours(workdir: str, steps: int, out: str, keep_freed: bool = True):
+def run_ours(workdir: str, steps: int, out: str):
   """This library's GRPO loop (as experiments/rl.py runs it), timed per phase."""
   sys.path.insert(0, ROOT)
   from jaxrl_llm.runs import host_memory
-  if keep_freed:  # as experiments/rl.py does (setup.init_process), before JAX starts
-    host_memory.keep_freed_host_memory()
+  host_memory.keep_freed_host_memory()  # as experiments/rl.py does, before JAX starts
   import jax
   from jaxrl_llm import data, models, training
   from jaxrl_llm.training import metrics as metrics_lib, rollout
