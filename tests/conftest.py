@@ -88,3 +88,23 @@ def run_on_8_devices():
     assert result.returncode == 0 and ok_marker in result.stdout, result.stderr[-3000:]
 
   return run
+
+
+@pytest.fixture(autouse=True)
+def _keep_allocator_settings_out_of_test_workers(monkeypatch):
+  """Experiments run in-process by tests call `setup.init_process`, whose glibc mallopt is
+  process-wide and cannot be undone: without this, every later test in that xdist worker
+  would run under a different allocator depending on test order (one fresh-clone run of
+  the suite with it applied segfaulted inside jax's compilation-cache write; the next run
+  passed). The setting itself is tested in subprocesses (tests/runs/test_host_memory.py);
+  here calls are recorded in ``setup.keep_freed_host_memory.calls``."""
+  from jaxrl_llm.training import setup
+
+  calls = []
+
+  def record() -> bool:
+    calls.append(True)
+    return False
+
+  record.calls = calls
+  monkeypatch.setattr(setup, "keep_freed_host_memory", record)

@@ -1,0 +1,16 @@
+"""setup.init_process: the keep_freed_host_memory knob (the setting is tested in
+tests/runs/test_host_memory.py; conftest records the calls instead of applying it)."""
+
+import ml_collections
+
+from jaxrl_llm.training import setup
+
+
+def test_init_process_applies_the_allocator_setting_only_when_the_knob_is_on():
+  calls = setup.keep_freed_host_memory.calls
+  assert setup.init_process(ml_collections.ConfigDict({"keep_freed_host_memory": False})) is False
+  assert calls == []
+  setup.init_process(ml_collections.ConfigDict({"keep_freed_host_memory": True}))
+  assert len(calls) == 1
+  setup.init_process(ml_collections.ConfigDict({}))  # default: on
+  assert len(calls) == 2
