@@ -17,7 +17,10 @@ Both read the same prompt stream in the same order.
 
 This library's side is the public API exactly as ``experiments/rl.py`` uses it:
 ``training.rollout.collect_rollouts`` (``sampling.generate`` + decode + reward),
-``jax.jit(make_rl_step(...).prepare)`` and ``jax.jit(update, donate_argnums=0)``.
+``jax.jit(make_rl_step(...).prepare)`` and ``jax.jit(update, donate_argnums=0)``, with
+``share_prompt_forward=True`` as ``experiments/rl.py``'s ``"auto"`` sets it for this loop
+(each group's 8 rows share one prompt, so the trainer runs the prompt's layers once per
+group: 16 x 16 + 128 x 64 tokens instead of 128 x 80; TRL has no such option).
 Like ``experiments/rl.py`` (``setup.init_process``) it first applies
 ``jaxrl_llm.runs.keep_freed_host_memory`` (glibc keeps XLA:CPU's freed per-call buffers);
 TRL runs with and without the same glibc settings (``--trl-allocator``) and the table
@@ -127,7 +130,7 @@ def run_ours(workdir: str, steps: int, out: str):
   step_fns = training.make_rl_step(
       config, optimizer, group_size=spec["group_size"], loss="ppo",
       loss_kwargs={"clip_low": 0.2, "agg_mode": "token-mean"}, advantage="grpo",
-      temperature=1.0, single_update=True)
+      temperature=1.0, single_update=True, share_prompt_forward=True)  # rl.py's "auto"
   state = training.init_train_state(params, optimizer, None)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
@@ -148,6 +151,7 @@ def run_ours(workdir: str, steps: int, out: str):
     state, m = update(state, prepared)
     m = metrics_lib.to_floats(m)
     t3 = time.perf_counter()
+    training.raise_if_prompts_unshared(m)
     if not np.isfinite(m["loss"]):
       raise FloatingPointError(f"step {it}: loss {m['loss']}")
     rec = {"step": it + 1, "generate": t1 - t0, "prepare": t2 - t1, "update": t3 - t2,

@@ -36,6 +36,10 @@ def get_config():
       "pg_coef": 1.0,
       # training.rollout.BATCH_AUGMENTERS: rows or extras added between rollout and prepare.
       "batch_augment": "none", "batch_augment_kwargs": ConfigDict(),
+      # Run each prompt's layers once for its G rows in the trainer's forwards ('auto': where
+      # the groups stay whole: standard rollouts, no augmenter, one update or whole-group
+      # minibatches; 'true' / 'false' force it; experiments/rl.share_prompt_forward).
+      "share_prompt_forward": "auto",
       # > 0: sample each group C completions per prompt at a time (BroRL; same samples
       # for every C dividing group_size); 0: one call.
       "sample_chunk": 0})

@@ -116,6 +116,7 @@ def validate(c):
   shaping = losses.get_reward_shaping(r.get("reward_shaping", "none"))
   losses.check_options(shaping, setup.as_dict(r.get("reward_shaping_kwargs", {})),
                        f"rl.reward_shaping {r.get('reward_shaping', 'none')!r}", skip=2)
+  share_prompt_forward(r)
   transform = rollout.get_prompt_transform(r.get("prompt_transform", "identity"))
   losses.check_options(transform, setup.as_dict(r.get("prompt_transform_kwargs", {})),
                        f"rl.prompt_transform {r.get('prompt_transform', 'identity')!r}", skip=1)
@@ -171,6 +172,24 @@ def train_source_of(task_cfg):
   return setup.build_task(task_cfg, "train")
 
 
+def share_prompt_forward(r) -> bool:
+  """``rl.share_prompt_forward`` (``"auto"``, True or False): run each prompt's layers once
+  for its G rows in the trainer's forwards (``training.make_rl_step``). ``"auto"`` turns it on
+  where every update's groups are G copies of one prompt by construction: the standard
+  rollout method, no batch augmenter, and minibatches of whole groups (or one update)."""
+  value = r.get("share_prompt_forward", "auto")
+  if isinstance(value, str) and value.lower() in ("true", "false"):  # a string field set on
+    value = value.lower() == "true"                                   # the command line
+  if value == "auto":
+    return (r.get("rollout_method", "standard") == "standard"
+            and r.get("batch_augment", "none") == "none"
+            and (single_update(r) or _policy_loss(r).whole_groups))
+  if not isinstance(value, bool):
+    raise ValueError(f"rl.share_prompt_forward must be 'auto', 'true' or 'false' (or a bool), "
+                     f"got {value!r}")
+  return value
+
+
 def single_update(r) -> bool:
   """One optimiser step per rollout batch: the trainer's old log-probs can be skipped."""
   return r.ppo_epochs == 1 and r.num_minibatches == 1
@@ -189,7 +208,8 @@ def make_step(c, config, optimizer, mesh=None):
       value_trunk_grad=r.value_trunk_grad, tis=tis, temperature=c.sampling.temperature,
       num_micro_batches=r.num_micro_batches, single_update=single_update(r),
       pg_coef=r.get("pg_coef", 1.0), self_reward_token=_self_reward_token(r, config),
-      prepare_extras_kwargs=setup.as_dict(r.get("prepare_extras_kwargs", {})), mesh=mesh)
+      prepare_extras_kwargs=setup.as_dict(r.get("prepare_extras_kwargs", {})), mesh=mesh,
+      share_prompt_forward=share_prompt_forward(r))
 
 
 def _self_reward_token(r, config):
@@ -361,6 +381,7 @@ def run(c) -> dict:
             prepared, perm[k * mb_size:(k + 1) * mb_size])
         state, m = update(state, mb)
         m = metrics_lib.to_floats(m)
+        training.raise_if_prompts_unshared(m, "rl.share_prompt_forward is on")
         metrics_lib.check_finite(m, it + 1)
         upd_metrics.append(m)
     dt = time.time() - t0

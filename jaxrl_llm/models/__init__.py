@@ -18,6 +18,7 @@ from jaxrl_llm.models.transformer import (
     init_params,
     param_logical_axes,
     param_shapes,
+    shared_prompt_hidden_states,
     split_layers,
     unembed_weight,
 )

@@ -447,6 +447,62 @@ def hidden_states(config: ModelConfig, params, tokens, attention_mask=None, posi
   return x
 
 
+def shared_prompt_hidden_states(config: ModelConfig, params, prompt_tokens, prompt_mask,
+                                completion_tokens, completion_mask):
+  """Final-norm hidden states of ``prompt ++ completion`` when G completions share each prompt.
+
+  ``prompt_tokens, prompt_mask [R, P]`` (left-padded) hold each prompt once;
+  ``completion_tokens, completion_mask [R·G, N]``: rows ``r·G .. r·G + G - 1`` continue
+  prompt ``r``. Returns ``(prompt_hidden [R, P, D], completion_hidden [R·G, N, D])``,
+  equal to `hidden_states` of the G-times repeated prompts concatenated with the
+  completions (positions ``cumsum(mask) - 1`` over the whole sequence, causal mask),
+  but the prompt's layers run on R rows instead of R·G: per layer the prompt block
+  writes its keys/values into a ``P``-slot `KVCache` layer, which is repeated G times
+  and extended by ``N`` slots, and the completion block attends over it through the
+  same `block_apply` that decoding uses (``cache_index = P``). The gradient of every
+  shared prompt activation is the sum over its G rows (autodiff through the repeat).
+  """
+  c = config
+  prompt_tokens, completion_tokens = jnp.asarray(prompt_tokens), jnp.asarray(completion_tokens)
+  _check_inputs(c, prompt_tokens, prompt_mask, None)
+  _check_inputs(c, completion_tokens, completion_mask, None)
+  (r, p), (b, n) = prompt_tokens.shape, completion_tokens.shape
+  if r == 0 or b % r:
+    raise ValueError(f"completion_tokens has {b} rows, not a multiple of the {r} prompt rows")
+  g = b // r
+  pm, cm = jnp.asarray(prompt_mask).astype(bool), jnp.asarray(completion_mask).astype(bool)
+  prompt_len = jnp.repeat(jnp.sum(pm, axis=-1, dtype=jnp.int32), g)
+  cos_p, sin_p = rope_cos_sin(c, default_positions(pm))
+  completion_positions = prompt_len[:, None] + jnp.cumsum(cm.astype(jnp.int32), axis=-1) - 1
+  cos_c, sin_c = rope_cos_sin(c, jnp.maximum(completion_positions, 0))
+  mask_p = _causal_mask(pm)
+  mask_c = jnp.concatenate([jnp.broadcast_to(jnp.repeat(pm, g, axis=0)[:, None], (b, n, p)),
+                            _causal_mask(cm)], axis=-1)
+  kvh, dh = c.num_kv_heads, c.head_dim
+
+  def layer(lp, xp, xc):
+    empty = (jnp.zeros((r, kvh, dh, p), xp.dtype), jnp.zeros((r, kvh, p, dh), xp.dtype))
+    xp, (k, v) = block_apply(c, lp, xp, cos_p, sin_p, mask_p, empty, 0)
+    k = jnp.pad(jnp.repeat(k, g, axis=0), ((0, 0), (0, 0), (0, 0), (0, n)))
+    v = jnp.pad(jnp.repeat(v, g, axis=0), ((0, 0), (0, 0), (0, n), (0, 0)))
+    xc, _ = block_apply(c, lp, xc, cos_c, sin_c, mask_c, (k, v), p)
+    return xp, xc
+
+  layers = params["layers"]
+  scanned = c.scans_layers and not isinstance(layers, (tuple, list))
+  if c.remat:
+    layer = jax.checkpoint(layer, prevent_cse=not scanned)
+  xp = jnp.take(params["embedding"], prompt_tokens, axis=0)
+  xc = jnp.take(params["embedding"], completion_tokens, axis=0)
+  if scanned:
+    (xp, xc), _ = jax.lax.scan(lambda carry, lp: (layer(lp, *carry), None), (xp, xc), layers)
+  else:
+    for lp in split_layers(layers):
+      xp, xc = layer(lp, xp, xc)
+  norm = lambda x: rms_norm(x, params["final_norm"]["scale"], c.rms_norm_eps)
+  return norm(xp), norm(xc)
+
+
 def unembed_weight(config: ModelConfig, params) -> jax.Array:
   """The vocab head ``W [D, V]`` (the transposed embedding when tied)."""
   if config.tie_word_embeddings:

@@ -148,11 +148,20 @@ def sequence_logprobs(config: models.ModelConfig, params, tokens: jax.Array,
   b, t = tokens.shape
   if not isinstance(start, int) or not 0 <= start < t - 1:
     raise ValueError(f"start must be an int in [0, {t - 1}) for {t} tokens, got {start!r}")
-  n = t - 1 - start
   hidden = models.hidden_states(config, params, tokens, attention_mask)[:, start:-1]
+  return _head_logprobs(config, params, hidden, tokens[:, start + 1:], temperature=temperature,
+                        want_entropy=want_entropy, impl=impl, mesh=mesh, vocab_axis=vocab_axis,
+                        dense_logits_bytes=dense_logits_bytes,
+                        want_mean_logprob=want_mean_logprob)
+
+
+def _head_logprobs(config, params, hidden, targets, *, temperature, want_entropy, impl, mesh,
+                   vocab_axis, dense_logits_bytes, want_mean_logprob) -> TokenLogprobs:
+  """The vocabulary head on ``hidden [B, n, D]`` for ``targets [B, n]`` (see
+  `sequence_logprobs` for ``impl``, ``mesh`` and the outputs)."""
+  b, n = targets.shape
   weight = models.unembed_weight(config, params)
-  args = (hidden.reshape(b * n, -1), weight.astype(hidden.dtype),
-          tokens[:, start + 1:].reshape(-1))
+  args = (hidden.reshape(b * n, -1), weight.astype(hidden.dtype), targets.reshape(-1))
   axes = _vocab_parallel_axes(mesh, weight.shape[1], b * n, vocab_axis)
   impl = resolve_logprob_impl(impl, b * n, weight.shape[1],
                               vocab_parallel=axes is not None,
@@ -182,7 +191,8 @@ def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.A
                         want_entropy: bool = False, impl: str = "auto", mesh=None,
                         vocab_axis: str = "tensor",
                         dense_logits_bytes: int = DENSE_LOGITS_BYTES,
-                        want_mean_logprob: bool = False) -> TokenLogprobs:
+                        want_mean_logprob: bool = False,
+                        prompt_group_size: Optional[int] = None) -> TokenLogprobs:
   """Log-probs ``[B, N]`` of the completion tokens after left-padded prompts ``[B, P]``.
 
   The sequence is ``prompt ++ completion``; the completion's token ``n`` is
@@ -191,15 +201,48 @@ def completion_logprobs(config: models.ModelConfig, params, prompt_tokens: jax.A
   log-prob; callers multiply by ``completion_mask``. ``want_mean_logprob``: also
   ``mean_logprobs [B, N]``, column ``n`` the mean log-prob over the vocabulary of the
   distribution that predicts completion token ``n`` (state ``s_n``).
+
+  ``prompt_group_size`` G (None or 1: off): every run of G consecutive rows carries
+  the same prompt (tokens and mask), as a GRPO batch does (check it with
+  :func:`prompts_shared`); the prompt's layers then run once per run
+  (`models.shared_prompt_hidden_states`), so the forward and backward cost
+  ``(B/G)·P + B·N`` tokens instead of ``B·(P + N)``; the outputs equal the ordinary
+  ones to float32 rounding. Only the first row of each run is read. ``B`` not a
+  multiple of G: the ordinary forward.
   """
   chex.assert_rank([prompt_tokens, prompt_mask, completion_tokens, completion_mask], 2)
   chex.assert_equal_shape([prompt_tokens, prompt_mask])
   chex.assert_equal_shape([completion_tokens, completion_mask])
-  p = prompt_tokens.shape[1]
-  tokens = jnp.concatenate([prompt_tokens, completion_tokens], axis=1)
-  mask = jnp.concatenate([prompt_mask.astype(bool), completion_mask.astype(bool)], axis=1)
-  out = sequence_logprobs(config, params, tokens, mask, temperature=temperature,
-                          want_entropy=want_entropy, impl=impl, mesh=mesh,
-                          vocab_axis=vocab_axis, dense_logits_bytes=dense_logits_bytes,
-                          start=p - 1, want_mean_logprob=want_mean_logprob)
-  return out
+  if prompt_group_size is not None and (not isinstance(prompt_group_size, int)
+                                        or prompt_group_size < 1):
+    raise ValueError(f"prompt_group_size must be None or a positive int, got "
+                     f"{prompt_group_size!r}")
+  (b, p), n = prompt_tokens.shape, completion_tokens.shape[1]
+  head = dict(temperature=temperature, want_entropy=want_entropy, impl=impl, mesh=mesh,
+              vocab_axis=vocab_axis, dense_logits_bytes=dense_logits_bytes,
+              want_mean_logprob=want_mean_logprob)
+
+  g = prompt_group_size or 1
+  if g == 1 or b % g or n < 1:
+    tokens = jnp.concatenate([prompt_tokens, completion_tokens], axis=1)
+    mask = jnp.concatenate([prompt_mask.astype(bool), completion_mask.astype(bool)], axis=1)
+    return sequence_logprobs(config, params, tokens, mask, start=p - 1, **head)
+  prompt_hidden, completion_hidden = models.shared_prompt_hidden_states(
+      config, params, prompt_tokens[::g], prompt_mask[::g], completion_tokens, completion_mask)
+  # Completion token 0 is predicted by the prompt's last position, token j > 0 by j - 1.
+  hidden = jnp.concatenate([jnp.repeat(prompt_hidden[:, -1:], g, axis=0),
+                            completion_hidden[:, :-1]], axis=1)
+  return _head_logprobs(config, params, hidden, completion_tokens, **head)
+
+
+def prompts_shared(prompt_tokens: jax.Array, prompt_mask: jax.Array, group_size: int):
+  """Scalar bool: every run of ``group_size`` consecutive rows has the same prompt tokens
+  and mask (the precondition of ``completion_logprobs(prompt_group_size=group_size)``).
+  False when the rows do not divide into such runs."""
+  b = prompt_tokens.shape[0]
+  if group_size < 1 or b % group_size:
+    return jnp.asarray(False)
+  runs = lambda x: x.reshape((b // group_size, group_size) + x.shape[1:])
+  mask = prompt_mask.astype(bool)
+  return (jnp.all(runs(prompt_tokens) == prompt_tokens[::group_size][:, None])
+          & jnp.all(runs(mask) == mask[::group_size][:, None]))

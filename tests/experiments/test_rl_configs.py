@@ -73,3 +73,26 @@ def test_countdown_recipe_chain_sft_then_dapo(tmp_path):
   with open(os.path.join(r.workdir, "metrics.jsonl")) as f:
     train = [json.loads(l) for l in f if "train/loss" in l]
   assert len(train) == 1 and np.isfinite(train[0]["train/loss"])
+
+
+def test_share_prompt_forward_auto_follows_what_keeps_groups_whole():
+  c = importlib.import_module("configs.grpo_arithmetic").get_config()
+  r = c.rl
+  r.ppo_epochs, r.num_minibatches = 1, 1
+  assert rl.share_prompt_forward(r)  # standard rollouts, one update per batch
+  r.num_minibatches = 2  # minibatches of shuffled rows split the groups
+  assert rl.share_prompt_forward(r) == rl._policy_loss(r).whole_groups
+  r.num_minibatches = 1
+  for key, value in (("rollout_method", "guide"), ("batch_augment", "demonstration")):
+    with c.unlocked():
+      r[key] = value
+    assert not rl.share_prompt_forward(r)
+    with c.unlocked():
+      del r[key]
+  with c.unlocked():
+    r.share_prompt_forward = "auto"
+  r.share_prompt_forward = "False"  # a string field overridden on the command line
+  assert not rl.share_prompt_forward(r)
+  r.share_prompt_forward = "yes"
+  with pytest.raises(ValueError, match="rl.share_prompt_forward must be 'auto', 'true' or 'false'"):
+    rl.validate(c)

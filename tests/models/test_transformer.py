@@ -169,3 +169,51 @@ def test_default_layer_loop_unrolls_shallow_models_and_scans_deep_ones():
   assert deep.scans_layers and uses_scan(deep)
   assert dataclasses.replace(shallow, scan_layers=True).scans_layers
   assert not dataclasses.replace(deep, scan_layers=False).scans_layers
+
+
+@pytest.mark.parametrize("preset,overrides", [
+    ("tiny-llama", {}), ("tiny-qwen2", {}), ("tiny-qwen3", {"remat": True}),
+    ("tiny-qwen3", {"remat": True, "scan_layers": False})])
+def test_shared_prompt_hidden_states_equal_the_forward_of_the_repeated_prompts(preset, overrides):
+  """Each prompt's layers once for its G completions == `hidden_states` of the G-times
+  repeated prompt ++ completion, in value and in gradient (left-padded prompts, completions
+  that end early, one empty completion)."""
+  config = models.get_preset(preset, **overrides)
+  params = models.init_params(config, jax.random.key(3))
+  params = jax.tree.map(lambda x: x * 4.0 if x.ndim > 2 else x, params)  # non-trivial attention
+  g, n = 3, 6
+  prompts, prompt_mask = TOKENS[:, :7], MASK[:, :7]  # rows with 3, 0 and 1 pads
+  rng = np.random.default_rng(0)
+  completions = rng.integers(1, config.vocab_size, (3 * g, n)).astype(np.int32)
+  lengths = np.array([6, 2, 6, 0, 5, 6, 1, 6, 3])
+  completion_mask = (np.arange(n)[None] < lengths[:, None]).astype(np.int32)
+  tokens = np.concatenate([np.repeat(prompts, g, 0), completions], 1)
+  mask = np.concatenate([np.repeat(prompt_mask, g, 0), completion_mask], 1)
+  weights = rng.normal(size=(3 * g, 7 + n, config.hidden_size)).astype(np.float32)
+
+  def shared_loss(p):
+    hp, hc = models.shared_prompt_hidden_states(config, p, prompts, prompt_mask, completions,
+                                                completion_mask)
+    h = jnp.concatenate([jnp.repeat(hp, g, 0), hc], 1)
+    return jnp.sum(h * weights * mask[..., None]), h
+
+  def full_loss(p):
+    h = models.hidden_states(config, p, tokens, mask)
+    return jnp.sum(h * weights * mask[..., None]), h
+
+  (a, h_shared), ga = jax.value_and_grad(shared_loss, has_aux=True)(params)
+  (b, h_full), gb = jax.value_and_grad(full_loss, has_aux=True)(params)
+  valid = mask.astype(bool)
+  np.testing.assert_allclose(np.asarray(h_shared)[valid], np.asarray(h_full)[valid], atol=2e-5)
+  np.testing.assert_allclose(float(a), float(b), rtol=1e-5)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-4,
+                                                       rtol=1e-4), ga, gb)
+  assert float(jnp.abs(ga["layers"]["attn"]["k_kernel"]).sum()) > 0
+
+
+def test_shared_prompt_hidden_states_need_whole_groups():
+  config = models.get_preset("tiny-llama")
+  params = models.init_params(config, jax.random.key(0))
+  with pytest.raises(ValueError, match="not a multiple of the 3 prompt rows"):
+    models.shared_prompt_hidden_states(config, params, TOKENS, MASK, TOKENS[:2, :4],
+                                       MASK[:2, :4])

@@ -396,3 +396,77 @@ def test_forced_tokens_get_zero_gradient(setup):
   # With every completion token in the loss the forced positions would have moved it.
   full, _ = step.prepare(state, base, params)
   assert np.abs(flat(params) - flat(update(state, full)[0].params) - g).max() > 1e-4
+
+
+def shared_prompt_batch(seed=0, group_size=2, **kw):
+  """`rl_batch` with every group's rows given the group's first prompt (a GRPO batch)."""
+  batch = rl_batch(seed, group_size=group_size, **kw)
+  first = lambda x: np.repeat(np.asarray(x)[::group_size], group_size, 0)
+  return batch.replace(prompt_tokens=first(batch.prompt_tokens),
+                       prompt_mask=first(batch.prompt_mask))
+
+
+def test_completion_logprobs_with_shared_prompts_match_dense_forward(setup):
+  config, params = setup
+  batch = shared_prompt_batch(group_size=4)
+  for g in (2, 4):
+    got = training.completion_logprobs(config, params, batch.prompt_tokens, batch.prompt_mask,
+                                       batch.completion_tokens, batch.completion_mask,
+                                       want_entropy=True, prompt_group_size=g)
+    np.testing.assert_allclose(np.asarray(got.logprobs), numpy_logprobs(config, params, batch),
+                               atol=2e-5)
+  assert bool(training.prompts_shared(batch.prompt_tokens, batch.prompt_mask, 4))
+  assert not bool(training.prompts_shared(batch.prompt_tokens, batch.prompt_mask, 8))
+  assert not bool(training.prompts_shared(batch.prompt_tokens, batch.prompt_mask, 3))
+  mask = np.asarray(batch.prompt_mask).copy()
+  mask[1, -1] = 0  # same tokens, another mask: not shared
+  assert not bool(training.prompts_shared(batch.prompt_tokens, mask, 2))
+  with pytest.raises(ValueError, match="prompt_group_size must be None or a positive int"):
+    training.completion_logprobs(config, params, batch.prompt_tokens, batch.prompt_mask,
+                                 batch.completion_tokens, batch.completion_mask,
+                                 prompt_group_size=0)
+
+
+@pytest.mark.parametrize("single_update,kl", [(True, None), (False, "k3")])
+def test_shared_prompt_forward_update_equals_the_ordinary_one(setup, single_update, kl):
+  """share_prompt_forward=True: same prepared fields, loss and new parameters as the
+  ordinary forward (micro-batches of whole groups, TIS, entropy, KL to a reference)."""
+  config, params = setup
+  batch = shared_prompt_batch(3)
+  opt = training.make_optimizer(1e-3, max_grad_norm=1.0)
+  kw = dict(group_size=2, loss="ppo", advantage="grpo", tis=dict(level="token", cap=2.0),
+            entropy_coef=0.01, kl=kl, kl_coef=0.05 if kl else 0.0, num_micro_batches=2,
+            single_update=single_update)
+  ref = jax.tree.map(lambda x: x * 0.9, params) if kl else None
+  out = {}
+  for share in (False, True):
+    step = training.make_rl_step(config, opt, share_prompt_forward=share, **kw)
+    state = training.init_train_state(jax.tree.map(jnp.copy, params), opt)
+    prepared, _ = jax.jit(step.prepare)(state, batch, ref)
+    out[share] = (prepared,) + tuple(jax.jit(step.update)(state, prepared))
+  (p0, s0, m0), (p1, s1, m1) = out[False], out[True]
+  for field in ("old_logprobs", "ref_logprobs", "is_weights"):
+    if getattr(p0, field) is not None:
+      np.testing.assert_allclose(getattr(p1, field), getattr(p0, field), atol=2e-5)
+  np.testing.assert_allclose(float(m1["loss"]), float(m0["loss"]), rtol=1e-5, atol=1e-7)
+  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), s0.params, params)
+  assert max(jax.tree.leaves(moved)) > 1e-4  # the step did move the parameters
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), s1.params, s0.params)
+  assert float(m1["prompts_unshared"]) == 0.0 and "prompts_unshared" not in m0
+  training.raise_if_prompts_unshared({k: float(v) for k, v in m1.items()})
+
+
+def test_shared_prompt_forward_leaves_the_state_alone_when_groups_differ(setup):
+  config, params = setup
+  batch = rl_batch(4)  # every row its own prompt
+  opt = training.make_optimizer(1e-3)
+  step = training.make_rl_step(config, opt, group_size=2, single_update=True,
+                               share_prompt_forward=True)
+  state = training.init_train_state(params, opt)
+  prepared, _ = step.prepare(state, batch)
+  new_state, m = jax.jit(step.update)(state, prepared)
+  assert float(m["prompts_unshared"]) == 1.0
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), new_state.params, state.params)
+  assert int(new_state.step) == int(state.step)
+  with pytest.raises(ValueError, match="rows of a group carry different prompts"):
+    training.raise_if_prompts_unshared({k: float(v) for k, v in m.items()})
