@@ -24,7 +24,11 @@ group: 16 x 16 + 128 x 64 tokens instead of 128 x 80; TRL has no such option).
 Like ``experiments/rl.py`` (``setup.init_process``) it first applies
 ``jaxrl_llm.runs.keep_freed_host_memory`` (glibc keeps XLA:CPU's freed per-call buffers);
 TRL runs with and without the same glibc settings (``--trl-allocator``) and the table
-takes its faster configuration.
+takes its faster configuration. Our side runs on JAX's one CPU device and on the CPU split
+into 2 devices with the rollout and the update data-parallel on a ``(2, 1, 1)`` mesh
+(``--ours``; ``experiments/rl.py --config.cpu_devices=2 --config.mesh='(2, 1, 1)'``, see
+`jaxrl_llm.runs.cpu_devices`); the table takes our faster configuration too, and every
+configuration's total is printed above it.
 
 TRL runs in its own virtual environment ``benchmarks/.venv-trl`` (created on first
 use: CPU torch 2.13.0 first, then ``trl==1.16.*``), in a subprocess running
@@ -103,19 +107,26 @@ def write_workload(workdir: str, total_steps: int, seed: int = 0) -> dict:
 
 
 # --------------------------------------------------------------------- our side
-def run_ours(workdir: str, steps: int, out: str):
-  """This library's GRPO loop (as experiments/rl.py runs it), timed per phase."""
+def run_ours(workdir: str, steps: int, out: str, cpu_devices: int = 0):
+  """This library's GRPO loop (as experiments/rl.py runs it), timed per phase.
+
+  ``cpu_devices`` n > 1: as ``experiments/rl.py --config.cpu_devices=n
+  --config.mesh='(n, 1, 1)'`` (`jaxrl_llm.runs.cpu_devices`): the CPU as n devices, the
+  rollout and the update data-parallel over them."""
   sys.path.insert(0, ROOT)
-  from jaxrl_llm.runs import host_memory
+  from jaxrl_llm.runs import cpu_devices as cpu_devices_lib, host_memory
   host_memory.keep_freed_host_memory()  # as experiments/rl.py does, before JAX starts
+  cpu_devices_lib.split_cpu_devices(cpu_devices)
   import jax
   from jaxrl_llm import data, models, training
-  from jaxrl_llm.training import metrics as metrics_lib, rollout
+  from jaxrl_llm.training import metrics as metrics_lib, rollout, setup
 
   with open(os.path.join(workdir, "prompts.json")) as f:
     spec = json.load(f)
   hf_dir = os.path.join(workdir, "hf")
   config, params = models.load_hf(hf_dir)
+  mesh, params = setup.shard_on_mesh((cpu_devices, 1, 1) if cpu_devices > 1 else (), config,
+                                     params)
   tokenizer = models.HFTokenizer(hf_dir)
   source = data.ListSource([data.Example(prompt=p, answer="") for p in spec["prompts"]],
                            shuffle=False)
@@ -130,7 +141,8 @@ def run_ours(workdir: str, steps: int, out: str):
   step_fns = training.make_rl_step(
       config, optimizer, group_size=spec["group_size"], loss="ppo",
       loss_kwargs={"clip_low": 0.2, "agg_mode": "token-mean"}, advantage="grpo",
-      temperature=1.0, single_update=True, share_prompt_forward=True)  # rl.py's "auto"
+      temperature=1.0, single_update=True, share_prompt_forward=True,
+      mesh=mesh)  # rl.py's "auto"
   state = training.init_train_state(params, optimizer, None)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
@@ -141,11 +153,12 @@ def run_ours(workdir: str, steps: int, out: str):
         config, state.params, tokenizer, source, position, reward_fn,
         jax.random.fold_in(base_key, it), num_prompts=spec["num_prompts"],
         group_size=spec["group_size"], max_new_tokens=spec["new_tokens"], temperature=1.0,
-        stop_tokens=(), add_bos=False)
+        stop_tokens=(), add_bos=False, mesh=mesh)
     position = ro.position
-    jax.block_until_ready(ro.batch)
+    batch = ro.batch if mesh is None else training.place_batch(ro.batch, mesh)
+    jax.block_until_ready(batch)
     t1 = time.perf_counter()
-    prepared, prep_metrics = prepare(state, ro.batch, None)
+    prepared, prep_metrics = prepare(state, batch, None)
     jax.block_until_ready(prepared)
     t2 = time.perf_counter()
     state, m = update(state, prepared)
@@ -212,6 +225,11 @@ def main():
   ap.add_argument("--steps", type=int, default=10, help="timed steps per side")
   ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
   ap.add_argument("--side", choices=("ours",), help=argparse.SUPPRESS)
+  ap.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
+  ap.add_argument("--ours", default="1,2",
+                  help="CPU device counts to run our side with (1: JAX's one CPU device; n > 1: "
+                       "the CPU as n devices, rollout and update data-parallel on a (n, 1, 1) "
+                       "mesh); the table uses our fastest configuration, as it does TRL's")
   ap.add_argument("--workdir", help=argparse.SUPPRESS)
   ap.add_argument("--out", help=argparse.SUPPRESS)
   ap.add_argument("--only", choices=("ours", "trl"), help="run one side only")
@@ -234,10 +252,13 @@ def main():
     raise SystemExit(f"--repeats must be >= 1, got {a.repeats}")
   total = a.steps + a.warmup
   if a.side == "ours":
-    run_ours(a.workdir, total, a.out)
+    run_ours(a.workdir, total, a.out, a.cpu_devices)
     return
+  ours_devices = [int(x) for x in a.ours.split(",") if x.strip()]
+  if not ours_devices or min(ours_devices) < 1:
+    raise SystemExit(f"--ours: CPU device counts >= 1, got {a.ours!r}")
   threads = [int(x) for x in a.trl_threads.split(",") if x.strip()]
-  sides = ["ours"] if a.only != "trl" else []
+  sides = ([f"ours@{n}cpu" for n in ours_devices] if a.only != "trl" else [])
   if a.only != "ours":
     allocators = [x.strip() for x in a.trl_allocator.split(",") if x.strip()]
     bad = sorted(set(allocators) - {"default", "keep-freed"})
@@ -265,9 +286,11 @@ def main():
     write_workload(workdir, total)
     for rep, name in ((r, n) for r in range(a.repeats) for n in sides):
       out = os.path.join(workdir, f"{name}.{rep}.jsonl")
-      if name == "ours":
+      if name.startswith("ours"):
+        n = int(name.split("@")[1].removesuffix("cpu"))
         cmd = [sys.executable, os.path.abspath(__file__), "--side", "ours", "--workdir",
-               workdir, "--out", out, "--steps", str(a.steps), "--warmup", str(a.warmup)]
+               workdir, "--out", out, "--steps", str(a.steps), "--warmup", str(a.warmup),
+               "--cpu-devices", str(n if n > 1 else 0)]
         env = None
       else:
         cmd = [py_trl, TRL_SIDE, "--workdir", workdir, "--steps", str(total), "--out", out,
@@ -298,7 +321,13 @@ def main():
         f"{'glibc keeps freed memory' if alloc else 'default glibc malloc'}: "
         f"total {v['total']:.3f} s/step"
         + ("  <- used below" if k == best else ""))
-  trl, ours = (trl_runs[best] if best else {}), results.get("ours", {})
+  our_runs = {k: v for k, v in results.items() if k.startswith("ours@")}
+  ours_best = min(our_runs, key=lambda k: our_runs[k]["total"]) if our_runs else None
+  for k, v in our_runs.items():
+    n = int(k.split("@")[1].removesuffix("cpu"))
+    say(f"ours on {'one CPU device' if n == 1 else f'{n} CPU devices, mesh ({n}, 1, 1)'}: "
+        f"total {v['total']:.3f} s/step" + ("  <- used below" if k == ours_best else ""))
+  trl, ours = (trl_runs[best] if best else {}), (our_runs[ours_best] if ours_best else {})
   rows = [("generate (+decode, reward)", "generate", "generate"),
           ("old/ref log-probs (prepare)", None, "prepare"),
           ("update: fwd+bwd (+clip)", "fwd_bwd", None),

@@ -12,6 +12,7 @@ import jax
 from jaxrl_llm import data, models, rewards, sharding
 from jaxrl_llm.models import lora
 from jaxrl_llm.runs.host_memory import keep_freed_host_memory
+from jaxrl_llm.runs.cpu_devices import split_cpu_devices
 from jaxrl_llm.runs.workdir import RUN_FILES, clear_run, previous_run  # noqa: F401 (re-exported)
 from jaxrl_llm.training.optim import make_optimizer
 
@@ -215,11 +216,13 @@ def init_process(c) -> bool:
 
   ``c.keep_freed_host_memory`` (default True): `jaxrl_llm.runs.host_memory` (glibc keeps
   XLA:CPU's freed per-call buffers instead of unmapping them; measured 0.69 -> 0.56 s a
-  ``benchmarks/rl_step_vs_trl.py`` update on a 2-vCPU Xeon). Returns `init_distributed`'s
-  result.
+  ``benchmarks/rl_step_vs_trl.py`` update on a 2-vCPU Xeon). ``c.cpu_devices`` (default 0:
+  JAX's one CPU device): the CPU as that many devices (`jaxrl_llm.runs.cpu_devices`), to
+  use with a ``c.mesh`` of that many ``data`` shards. Returns `init_distributed`'s result.
   """
   if bool(c.get("keep_freed_host_memory", True)):
     keep_freed_host_memory()
+  split_cpu_devices(c.get("cpu_devices", 0) or 0)
   return init_distributed(c)
 
 

@@ -14,3 +14,11 @@ def test_init_process_applies_the_allocator_setting_only_when_the_knob_is_on():
   assert len(calls) == 1
   setup.init_process(ml_collections.ConfigDict({}))  # default: on
   assert len(calls) == 2
+
+
+def test_init_process_passes_cpu_devices_on(monkeypatch):
+  seen = []
+  monkeypatch.setattr(setup, "split_cpu_devices", seen.append)
+  setup.init_process(ml_collections.ConfigDict({"cpu_devices": 2}))
+  setup.init_process(ml_collections.ConfigDict({}))
+  assert seen == [2, 0]
