@@ -53,4 +53,7 @@ def get_config():
   c.distributed = False
   # glibc keeps XLA:CPU's freed per-call buffers (jaxrl_llm.runs.host_memory).
   c.keep_freed_host_memory = True
+  # > 1: the CPU as that many JAX devices (jaxrl_llm.runs.cpu_devices), for a mesh of
+  # that many data shards, e.g. --config.cpu_devices=2 --config.mesh='(2, 1, 1)'; 0 = one.
+  c.cpu_devices = 0
   return c
