@@ -470,3 +470,30 @@ def test_shared_prompt_forward_leaves_the_state_alone_when_groups_differ(setup):
   assert int(new_state.step) == int(state.step)
   with pytest.raises(ValueError, match="rows of a group carry different prompts"):
     training.raise_if_prompts_unshared({k: float(v) for k, v in m.items()})
+
+
+def test_sharded_shared_prompt_step_equals_the_single_device_ordinary_one(setup):
+  """share_prompt_forward on a (data, fsdp, tensor) = (2, 2, 2) mesh with the vocabulary
+  split: the same loss and SGD step (i.e. gradient) as the ordinary single-device step."""
+  config, params = setup
+  batch = shared_prompt_batch(7)
+  opt = optax.sgd(1.0)  # the step is the gradient (see the test above)
+  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  kw = dict(group_size=2, loss="ppo", advantage="grpo", kl="k3", kl_coef=0.05,
+            num_micro_batches=2)
+
+  def run(step, state, ref, b):
+    prepared, _ = jax.jit(step.prepare)(state, b, ref)
+    return jax.jit(step.update)(state, prepared)
+
+  single, m_single = run(training.make_rl_step(config, opt, **kw),
+                         training.init_train_state(params, opt), params, batch)
+  with jax.set_mesh(mesh):
+    sp = sharding.shard_params(params, config, mesh)
+    sharded, m_sharded = run(
+        training.make_rl_step(config, opt, mesh=mesh, share_prompt_forward=True, **kw),
+        training.init_train_state(sp, opt), sp, sharding.shard_batch(batch, mesh))
+  assert float(m_sharded["prompts_unshared"]) == 0.0
+  np.testing.assert_allclose(float(m_single["loss"]), float(m_sharded["loss"]), atol=1e-5)
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(np.asarray(a), np.asarray(c), atol=1e-5),
+               single.params, sharded.params)
