@@ -201,13 +201,17 @@ def test_shared_prompt_hidden_states_equal_the_forward_of_the_repeated_prompts(p
     h = models.hidden_states(config, p, tokens, mask)
     return jnp.sum(h * weights * mask[..., None]), h
 
-  (a, h_shared), ga = jax.value_and_grad(shared_loss, has_aux=True)(params)
-  (b, h_full), gb = jax.value_and_grad(full_loss, has_aux=True)(params)
+  (a, h_shared), ga = jax.jit(jax.value_and_grad(shared_loss, has_aux=True))(params)
+  (b, h_full), gb = jax.jit(jax.value_and_grad(full_loss, has_aux=True))(params)
   valid = mask.astype(bool)
   np.testing.assert_allclose(np.asarray(h_shared)[valid], np.asarray(h_full)[valid], atol=2e-5)
   np.testing.assert_allclose(float(a), float(b), rtol=1e-5)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-4,
-                                                       rtol=1e-4), ga, gb)
+  # Per parameter: the gradients agree to 1e-5 of that parameter's largest gradient entry
+  # (float32 sums in another order; the gradients here reach ~1e2).
+  for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+    x, y = np.asarray(x), np.asarray(y)
+    assert np.abs(x - y).max() <= 1e-5 * np.abs(y).max() + 1e-6, (np.abs(x - y).max(),
+                                                                 np.abs(y).max())
   assert float(jnp.abs(ga["layers"]["attn"]["k_kernel"]).sum()) > 0
 
 

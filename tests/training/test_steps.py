@@ -410,9 +410,9 @@ def test_completion_logprobs_with_shared_prompts_match_dense_forward(setup):
   config, params = setup
   batch = shared_prompt_batch(group_size=4)
   for g in (2, 4):
-    got = training.completion_logprobs(config, params, batch.prompt_tokens, batch.prompt_mask,
-                                       batch.completion_tokens, batch.completion_mask,
-                                       want_entropy=True, prompt_group_size=g)
+    got = jax.jit(lambda p, b, g=g: training.completion_logprobs(
+        config, p, b.prompt_tokens, b.prompt_mask, b.completion_tokens, b.completion_mask,
+        want_entropy=True, prompt_group_size=g))(params, batch)
     np.testing.assert_allclose(np.asarray(got.logprobs), numpy_logprobs(config, params, batch),
                                atol=2e-5)
   assert bool(training.prompts_shared(batch.prompt_tokens, batch.prompt_mask, 4))
