@@ -222,7 +222,12 @@ def init_process(c) -> bool:
   """
   if bool(c.get("keep_freed_host_memory", True)):
     keep_freed_host_memory()
-  split_cpu_devices(c.get("cpu_devices", 0) or 0)
+  cpu_devices = c.get("cpu_devices", 0) or 0
+  if isinstance(cpu_devices, int) and cpu_devices > 1 and not c.get("mesh"):
+    raise ValueError(f"config.cpu_devices={cpu_devices} splits the CPU into {cpu_devices} "
+                     f"devices, which only a mesh uses: give config.mesh too, e.g. "
+                     f"--config.mesh='({cpu_devices}, 1, 1)'")
+  split_cpu_devices(cpu_devices)
   return init_distributed(c)
 
 
