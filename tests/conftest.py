@@ -1,4 +1,5 @@
-"""Test-wide setup: 8 fake CPU devices (for mesh tests) and shared tiny HF checkpoints."""
+"""Test-wide setup: 8 fake CPU devices (for mesh tests), shared tiny HF checkpoints, and a
+bound on the memory mappings that compiled programs pile up in a long-lived worker."""
 
 import os
 import tempfile
@@ -108,3 +109,34 @@ def _keep_allocator_settings_out_of_test_workers(monkeypatch):
 
   record.calls = calls
   monkeypatch.setattr(setup, "keep_freed_host_memory", record)
+
+
+def _map_count_limit() -> int:
+  try:
+    with open("/proc/sys/vm/max_map_count") as f:
+      return int(f.read())
+  except (OSError, ValueError):
+    return 65530  # Linux's default
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs_before_the_map_limit():
+  """Every XLA:CPU executable keeps its JIT code in memory mappings until it is freed, and
+  jax's caches keep every executable a test module compiled. One xdist worker measured
+  ~150 mappings per test (31k after 200 tests, RSS 5.4 GB); past ``vm.max_map_count``
+  (65,530 by default) mmap fails inside LLVM and the worker segfaults while compiling,
+  as two fresh-clone runs of the suite did (in jax's compile and cache-write calls) late
+  in the run. After a module, when the process holds over half the limit, the caches are
+  cleared (then 1-3k mappings, ~2 GB); below it nothing is recompiled."""
+  yield
+  try:
+    with open("/proc/self/maps") as f:
+      count = sum(1 for _ in f)
+  except OSError:
+    return
+  if count > _map_count_limit() // 2:
+    import gc
+
+    import jax
+    jax.clear_caches()
+    gc.collect()
