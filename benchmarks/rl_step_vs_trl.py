@@ -141,8 +141,8 @@ def run_ours(workdir: str, steps: int, out: str, cpu_devices: int = 0):
   step_fns = training.make_rl_step(
       config, optimizer, group_size=spec["group_size"], loss="ppo",
       loss_kwargs={"clip_low": 0.2, "agg_mode": "token-mean"}, advantage="grpo",
-      temperature=1.0, single_update=True, share_prompt_forward=True,
-      mesh=mesh)  # rl.py's "auto"
+      temperature=1.0, single_update=True,
+      share_prompt_forward=True, mesh=mesh)  # share: what rl.py's "auto" picks here
   state = training.init_train_state(params, optimizer, None)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
