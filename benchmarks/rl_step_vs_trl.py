@@ -107,12 +107,15 @@ def write_workload(workdir: str, total_steps: int, seed: int = 0) -> dict:
 
 
 # --------------------------------------------------------------------- our side
-def run_ours(workdir: str, steps: int, out: str, cpu_devices: int = 0):
+def run_ours(workdir: str, steps: int, out: str, cpu_devices: int = 0,
+             rollout_only: bool = False):
   """This library's GRPO loop (as experiments/rl.py runs it), timed per phase.
 
   ``cpu_devices`` n > 1: as ``experiments/rl.py --config.cpu_devices=n
   --config.mesh='(n, 1, 1)'`` (`jaxrl_llm.runs.cpu_devices`): the CPU as n devices, the
-  rollout and the update data-parallel over them."""
+  rollout and the update data-parallel over them; with ``rollout_only`` as
+  ``--config.cpu_devices=n --config.rollout_mesh='(n, 1, 1)'``: the rollout over the n
+  devices, the update on one (`training.setup.rollout_placement`)."""
   sys.path.insert(0, ROOT)
   from jaxrl_llm.runs import cpu_devices as cpu_devices_lib, host_memory
   host_memory.keep_freed_host_memory()  # as experiments/rl.py does, before JAX starts
@@ -125,8 +128,9 @@ def run_ours(workdir: str, steps: int, out: str, cpu_devices: int = 0):
     spec = json.load(f)
   hf_dir = os.path.join(workdir, "hf")
   config, params = models.load_hf(hf_dir)
-  mesh, params = setup.shard_on_mesh((cpu_devices, 1, 1) if cpu_devices > 1 else (), config,
-                                     params)
+  split = (cpu_devices, 1, 1) if cpu_devices > 1 else ()
+  c = {"mesh": () if rollout_only else split, "rollout_mesh": split if rollout_only else ()}
+  mesh, params = setup.shard_on_mesh(c["mesh"], config, params)
   tokenizer = models.HFTokenizer(hf_dir)
   source = data.ListSource([data.Example(prompt=p, answer="") for p in spec["prompts"]],
                            shuffle=False)
@@ -143,19 +147,20 @@ def run_ours(workdir: str, steps: int, out: str, cpu_devices: int = 0):
       loss_kwargs={"clip_low": 0.2, "agg_mode": "token-mean"}, advantage="grpo",
       temperature=1.0, single_update=True,
       share_prompt_forward=True, mesh=mesh)  # share: what rl.py's "auto" picks here
-  state = training.init_train_state(params, optimizer, None)
+  state = setup.commit_state(training.init_train_state(params, optimizer, None), mesh)
+  placement = setup.rollout_placement(c, config, mesh)
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
   base_key = jax.random.key(0)
   for it in range(steps):
     t0 = time.perf_counter()
     ro = rollout.collect_rollouts(
-        config, state.params, tokenizer, source, position, reward_fn,
+        config, placement.to_rollout(state.params), tokenizer, source, position, reward_fn,
         jax.random.fold_in(base_key, it), num_prompts=spec["num_prompts"],
         group_size=spec["group_size"], max_new_tokens=spec["new_tokens"], temperature=1.0,
-        stop_tokens=(), add_bos=False, mesh=mesh)
+        stop_tokens=(), add_bos=False, mesh=placement.mesh)
     position = ro.position
-    batch = ro.batch if mesh is None else training.place_batch(ro.batch, mesh)
+    batch = placement.to_train(ro.batch)
     jax.block_until_ready(batch)
     t1 = time.perf_counter()
     prepared, prep_metrics = prepare(state, batch, None)
@@ -205,9 +210,42 @@ def timed_records(path: str, warmup: int) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()][warmup:]
 
 
-def medians(recs: list[dict]) -> dict:
+def medians(recs: list[dict], stat=np.median) -> dict:
   keys = [k for k in recs[0] if k != "step" and isinstance(recs[0][k], float)]
-  return {k: float(np.median([r[k] for r in recs if k in r])) for k in keys}
+  return {k: float(stat([r[k] for r in recs if k in r])) for k in keys}
+
+
+def parse_ours(spec: str) -> list[tuple[int, bool]]:
+  """``--ours`` entries: ``n`` (n CPU devices; n > 1: rollout and update on a (n, 1, 1)
+  mesh) or ``nr`` (n > 1 devices, the rollout on the mesh, the update on one device)."""
+  out = []
+  for x in (x.strip() for x in spec.split(",")):
+    if not x:
+      continue
+    rollout_only = x.endswith("r")
+    try:
+      n = int(x.removesuffix("r"))
+    except ValueError:
+      raise SystemExit(f"--ours: entries are n or nr (n CPU devices), got {x!r}") from None
+    if n < 1 or (rollout_only and n < 2):
+      raise SystemExit(f"--ours: n >= 1 CPU devices (nr: n >= 2), got {x!r}")
+    out.append((n, rollout_only))
+  if not out:
+    raise SystemExit(f"--ours: no configuration in {spec!r}")
+  return out
+
+
+def side_name(n: int, rollout_only: bool) -> str:
+  return f"ours@{n}cpu" + ("-rollout" if rollout_only else "")
+
+
+def describe_ours(name: str) -> str:
+  n, rollout_only = int(name.split("@")[1].split("cpu")[0]), name.endswith("-rollout")
+  if n == 1:
+    return "ours on one CPU device"
+  if rollout_only:
+    return f"ours on {n} CPU devices, rollout on mesh ({n}, 1, 1), update on one"
+  return f"ours on {n} CPU devices, rollout and update on mesh ({n}, 1, 1)"
 
 
 def side(cmd, env=None) -> tuple[float, str, str]:
@@ -226,10 +264,13 @@ def main():
   ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
   ap.add_argument("--side", choices=("ours",), help=argparse.SUPPRESS)
   ap.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
-  ap.add_argument("--ours", default="1,2",
-                  help="CPU device counts to run our side with (1: JAX's one CPU device; n > 1: "
-                       "the CPU as n devices, rollout and update data-parallel on a (n, 1, 1) "
-                       "mesh); the table uses our fastest configuration, as it does TRL's")
+  ap.add_argument("--rollout-only", action="store_true", help=argparse.SUPPRESS)
+  ap.add_argument("--ours", default="1,2,2r",
+                  help="configurations of our side: n = the CPU as n devices (1: JAX's one "
+                       "CPU device; n > 1: rollout and update data-parallel on a (n, 1, 1) "
+                       "mesh), nr = n devices with the rollout on the mesh and the update on "
+                       "one (config.rollout_mesh); the table uses our fastest configuration "
+                       "by mean total, as it does TRL's")
   ap.add_argument("--workdir", help=argparse.SUPPRESS)
   ap.add_argument("--out", help=argparse.SUPPRESS)
   ap.add_argument("--only", choices=("ours", "trl"), help="run one side only")
@@ -252,13 +293,11 @@ def main():
     raise SystemExit(f"--repeats must be >= 1, got {a.repeats}")
   total = a.steps + a.warmup
   if a.side == "ours":
-    run_ours(a.workdir, total, a.out, a.cpu_devices)
+    run_ours(a.workdir, total, a.out, a.cpu_devices, a.rollout_only)
     return
-  ours_devices = [int(x) for x in a.ours.split(",") if x.strip()]
-  if not ours_devices or min(ours_devices) < 1:
-    raise SystemExit(f"--ours: CPU device counts >= 1, got {a.ours!r}")
+  ours_configs = parse_ours(a.ours)
   threads = [int(x) for x in a.trl_threads.split(",") if x.strip()]
-  sides = ([f"ours@{n}cpu" for n in ours_devices] if a.only != "trl" else [])
+  sides = ([side_name(n, r) for n, r in ours_configs] if a.only != "trl" else [])
   if a.only != "ours":
     allocators = [x.strip() for x in a.trl_allocator.split(",") if x.strip()]
     bad = sorted(set(allocators) - {"default", "keep-freed"})
@@ -279,18 +318,20 @@ def main():
       f"{MODEL['intermediate_size']} V{MODEL['vocab_size']} {MODEL['num_heads']}q/"
       f"{MODEL['num_kv_heads']}kv heads, fp32; {NUM_PROMPTS} prompts x G={GROUP}, prompt "
       f"{PROMPT_LEN} + exactly {NEW_TOKENS} new tokens, T=1, beta=0, lr {LR}, 1 step/rollout")
-  say(f"{a.repeats} alternating runs per side; median of their {a.steps} steps each after "
-      f"{a.warmup} warm-up steps (pooled)")
+  say(f"{a.repeats} alternating runs per side; median (and mean) of their {a.steps} steps "
+      f"each after {a.warmup} warm-up steps (pooled); configurations chosen by mean total")
   records, raw = {name: [] for name in sides}, {}
   with tempfile.TemporaryDirectory() as workdir:
     write_workload(workdir, total)
     for rep, name in ((r, n) for r in range(a.repeats) for n in sides):
       out = os.path.join(workdir, f"{name}.{rep}.jsonl")
       if name.startswith("ours"):
-        n = int(name.split("@")[1].removesuffix("cpu"))
+        n = int(name.split("@")[1].split("cpu")[0])
         cmd = [sys.executable, os.path.abspath(__file__), "--side", "ours", "--workdir",
                workdir, "--out", out, "--steps", str(a.steps), "--warmup", str(a.warmup),
                "--cpu-devices", str(n if n > 1 else 0)]
+        if name.endswith("-rollout"):
+          cmd.append("--rollout-only")
         env = None
       else:
         cmd = [py_trl, TRL_SIDE, "--workdir", workdir, "--steps", str(total), "--out", out,
@@ -303,10 +344,11 @@ def main():
       records[name] += recs
       with open(out) as f:
         raw[f"{name} run {rep + 1}"] = f.read()
-      say(f"{name} run {rep + 1}: {len(recs)} timed steps, median total "
-          f"{medians(recs)['total']:.3f} s/step, process wall {wall:.0f} s; before: {before}; "
-          f"after: {after}")
+      say(f"{name} run {rep + 1}: {len(recs)} timed steps, total {medians(recs)['total']:.3f} "
+          f"s/step median, {medians(recs, np.mean)['total']:.3f} mean, process wall {wall:.0f} "
+          f"s; before: {before}; after: {after}")
   results = {name: medians(recs) for name, recs in records.items()}
+  means = {name: medians(recs, np.mean) for name, recs in records.items()}
   if py_trl:
     say("TRL env: " + versions(py_trl, ["torch", "transformers", "trl"]))
   import jax
@@ -314,31 +356,32 @@ def main():
   say()
   say(f"{'phase (s/step, median)':34s} {'TRL':>8s} {'ours':>8s} {'TRL/ours':>9s}")
   trl_runs = {k: v for k, v in results.items() if k.startswith("trl@")}
-  best = min(trl_runs, key=lambda k: trl_runs[k]["total"]) if trl_runs else None
+  best = min(trl_runs, key=lambda k: means[k]["total"]) if trl_runs else None
   for k, v in trl_runs.items():
     n, _, alloc = k.split("@")[1].partition(":")
     say(f"TRL with {'default' if n == '0' else n} torch threads, "
         f"{'glibc keeps freed memory' if alloc else 'default glibc malloc'}: "
-        f"total {v['total']:.3f} s/step"
+        f"total {v['total']:.3f} s/step median, {means[k]['total']:.3f} mean"
         + ("  <- used below" if k == best else ""))
   our_runs = {k: v for k, v in results.items() if k.startswith("ours@")}
-  ours_best = min(our_runs, key=lambda k: our_runs[k]["total"]) if our_runs else None
+  ours_best = min(our_runs, key=lambda k: means[k]["total"]) if our_runs else None
   for k, v in our_runs.items():
-    n = int(k.split("@")[1].removesuffix("cpu"))
-    say(f"ours on {'one CPU device' if n == 1 else f'{n} CPU devices, mesh ({n}, 1, 1)'}: "
-        f"total {v['total']:.3f} s/step" + ("  <- used below" if k == ours_best else ""))
+    say(f"{describe_ours(k)}: total {v['total']:.3f} s/step median, {means[k]['total']:.3f} "
+        f"mean" + ("  <- used below" if k == ours_best else ""))
   trl, ours = (trl_runs[best] if best else {}), (our_runs[ours_best] if ours_best else {})
   rows = [("generate (+decode, reward)", "generate", "generate"),
           ("old/ref log-probs (prepare)", None, "prepare"),
           ("update: fwd+bwd (+clip)", "fwd_bwd", None),
           ("update: optimizer", "optimizer", None),
           ("update (all)", "update", "update"),
-          ("total step", "total", "total")]
+          ("total step", "total", "total"),
+          ("total step (mean)", "total", "total")]
   if trl and "fwd_bwd" in trl:
     trl["update"] = trl["total"] - trl["generate"]
   for label, tk, ok in rows:
-    t = trl.get(tk) if tk else None
-    o = ours.get(ok) if ok else None
+    mean_row = label.endswith("(mean)")
+    t = (means[best] if mean_row else trl).get(tk) if tk and best else None
+    o = (means[ours_best] if mean_row else ours).get(ok) if ok and ours_best else None
     ratio = f"{t / o:8.2f}x" if t is not None and o else ""
     say(f"{label:34s} {'' if t is None else f'{t:8.3f}':>8s} "
         f"{'' if o is None else f'{o:8.3f}':>8s} {ratio:>9s}")

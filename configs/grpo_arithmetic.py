@@ -14,6 +14,10 @@ def get_config():
   c.model = base.model
   c.task = base.task
   c.mesh = ()  # e.g. (data, fsdp, tensor) = (1, -1, 1); empty: one device
+  # Where sampling runs, when not on c.mesh (empty: on c.mesh). On a CPU split in 2
+  # devices, --config.cpu_devices=2 --config.rollout_mesh='(2, 1, 1)' decodes on both and
+  # trains on one (training.setup.rollout_placement).
+  c.rollout_mesh = ()
   # top_k / top_p / min_p: 0 = off; stop_strings end a completion at the token completing one.
   c.sampling = ConfigDict({"max_new_tokens": 8, "temperature": 1.0, "top_p": 0.0, "top_k": 0,
                            "min_p": 0.0, "stop_strings": ()})
@@ -71,7 +75,7 @@ def get_config():
   c.distributed = False
   # glibc keeps XLA:CPU's freed per-call buffers (jaxrl_llm.runs.host_memory).
   c.keep_freed_host_memory = True
-  # > 1: the CPU as that many JAX devices (jaxrl_llm.runs.cpu_devices), for a mesh of
-  # that many data shards, e.g. --config.cpu_devices=2 --config.mesh='(2, 1, 1)'; 0 = one.
+  # > 1: the CPU as that many JAX devices (jaxrl_llm.runs.cpu_devices), for a mesh or
+  # rollout mesh of that many data shards (see c.rollout_mesh); 0 = one.
   c.cpu_devices = 0
   return c

@@ -299,10 +299,13 @@ def run(c) -> dict:
   optimizer = setup.build_optimizer(c.optim, c.steps * r.ppo_epochs * r.num_minibatches)
   step_fns = make_step(c, config, optimizer, mesh)
   value_params = training.init_value_head(config.hidden_size) if step_fns.uses_values else None
-  state = training.init_train_state(params, optimizer, value_params)
+  state = setup.commit_state(training.init_train_state(params, optimizer, value_params), mesh)
+  placement = setup.rollout_placement(c, config, mesh)  # where sampling runs (c.rollout_mesh)
+  sampler_params = lambda: placement.to_rollout(policy_view(state.params))
   prepare = jax.jit(step_fns.prepare)
   update = jax.jit(step_fns.update, donate_argnums=0)
   start, state, position, writer, ckpt, meta = setup.open_run(c, state, return_meta=True)
+  state = setup.commit_state(state, mesh)  # a restored state too
   method = _rollout_method(r)
   method_kwargs = setup.as_dict(r.get("rollout_method_kwargs", {}))
   # The rollout method's carried state (JSON), restored with the checkpoint on resume.
@@ -323,19 +326,19 @@ def run(c) -> dict:
       reward_shaping=r.get("reward_shaping", "none"),
       reward_shaping_kwargs=setup.as_dict(r.get("reward_shaping_kwargs", {})),
       dynamic_sampling=r.dynamic_sampling, max_sampling_rounds=r.max_sampling_rounds,
-      mesh=mesh, **sample_opts)
+      mesh=placement.mesh, **sample_opts)
   if r.get("sample_chunk", 0):  # BroRL: large groups sampled C per prompt at a time
     rollout_opts["sample_chunk"] = int(r.sample_chunk)
 
   def evaluate(step):
-    ev = rollout.evaluate(config, policy_view(state.params), tokenizer, eval_set, reward_fn,
+    ev = rollout.evaluate(config, sampler_params(), tokenizer, eval_set, reward_fn,
                           max_new_tokens=c.sampling.max_new_tokens, stop_tokens=stops,
                           stop_strings=sample_opts["stop_strings"], add_bos=c.task.add_bos,
-                          mesh=mesh)
+                          mesh=placement.mesh)
     writer.write(step, {"eval/accuracy": ev["accuracy"], "eval/reward_mean": ev["reward_mean"]})
     if sampled_eval_on(c):  # eval/pass@k, eval/maj@k from c.eval.n samples per problem
-      writer.write(step, sampled_eval(c, config, policy_view(state.params), tokenizer, eval_set,
-                                      reward_fn, stops, mesh))
+      writer.write(step, sampled_eval(c, config, sampler_params(), tokenizer, eval_set,
+                                      reward_fn, stops, placement.mesh))
     return ev["accuracy"]
 
   initial_accuracy = evaluate(0) if start == 0 and c.eval_at_start else None
@@ -351,7 +354,7 @@ def run(c) -> dict:
     t0 = time.time()
     key = jax.random.fold_in(base_key, it)
     sample_key, shuffle_key = jax.random.split(key)
-    ctx = rollout.RolloutContext(config, policy_view(state.params), tokenizer, reward_fn, it,
+    ctx = rollout.RolloutContext(config, sampler_params(), tokenizer, reward_fn, it,
                                  rollout_opts)
     ro, method_state = method.fn(ctx, train_source, position, sample_key, method_state,
                                  **method_kwargs)
@@ -364,7 +367,7 @@ def run(c) -> dict:
                                     key=jax.random.fold_in(shuffle_key, 1 << 20), step=it,
                                     **{k: run_inputs[k] for k in augment.run_inputs},
                                     **augment_kwargs)
-    batch = batch if mesh is None else training.place_batch(batch, mesh)
+    batch = placement.to_train(batch)
     ref = lora.base_params(state.params) if lora_cfg is not None and r.kl else ref_params
     prepared, prep_metrics = prepare(state, batch, ref)
     upd_metrics = []
