@@ -24,11 +24,15 @@ group: 16 x 16 + 128 x 64 tokens instead of 128 x 80; TRL has no such option).
 Like ``experiments/rl.py`` (``setup.init_process``) it first applies
 ``jaxrl_llm.runs.keep_freed_host_memory`` (glibc keeps XLA:CPU's freed per-call buffers);
 TRL runs with and without the same glibc settings (``--trl-allocator``) and the table
-takes its faster configuration. Our side runs on JAX's one CPU device and on the CPU split
+takes its faster configuration. Our side runs on JAX's one CPU device, on the CPU split
 into 2 devices with the rollout and the update data-parallel on a ``(2, 1, 1)`` mesh
-(``--ours``; ``experiments/rl.py --config.cpu_devices=2 --config.mesh='(2, 1, 1)'``, see
-`jaxrl_llm.runs.cpu_devices`); the table takes our faster configuration too, and every
-configuration's total is printed above it.
+(``experiments/rl.py --config.cpu_devices=2 --config.mesh='(2, 1, 1)'``, see
+`jaxrl_llm.runs.cpu_devices`), and on the 2 devices with the rollout on the mesh and the
+update on one device (``--config.cpu_devices=2 --config.rollout_mesh='(2, 1, 1)'``,
+`jaxrl_llm.training.setup.rollout_placement`); ``--ours`` picks them. The table takes
+each side's configuration with the lowest mean total (a configuration whose steps are
+bimodal can have a good median and a bad mean), and every configuration's median and
+mean totals are printed above it.
 
 TRL runs in its own virtual environment ``benchmarks/.venv-trl`` (created on first
 use: CPU torch 2.13.0 first, then ``trl==1.16.*``), in a subprocess running
@@ -37,6 +41,7 @@ subprocess, so the two never share a thread pool. Each phase is the median over
 ``--steps`` steps after ``--warmup`` steps (compilation happens in the warm-up),
 pooled over ``--repeats`` runs of each side that alternate (ours, TRL, ours, TRL, ...):
 on a shared VM the speed of one run drifts by up to 2x, so single runs are not compared.
+The last row of the table is the mean total step over the same steps.
 
     .venv/bin/python benchmarks/rl_step_vs_trl.py [--steps 10] [--warmup 3] [--repeats 3] [--save]
 

@@ -11,9 +11,9 @@ old/reference log-probs and advantages once, and runs ``ppo_epochs`` passes of
 log-probs equal the current ones at that step, so their forward is skipped:
 ``make_rl_step(single_update=True)``; where each group's rows are G copies of one prompt
 the trainer runs the prompt's layers once per group: ``rl.share_prompt_forward``, 'auto').
-On a CPU, ``--config.cpu_devices=2 --config.mesh='(2, 1, 1)'`` runs the loop
-data-parallel over the CPU split in two devices (a faster rollout on small models,
-``jaxrl_llm.runs.cpu_devices``). The data position is threaded explicitly
+On a CPU, ``--config.cpu_devices=2 --config.rollout_mesh='(2, 1, 1)'`` samples
+data-parallel over the CPU split in two devices and trains on one (a faster rollout on
+small models; ``jaxrl_llm.runs.cpu_devices``, ``training.setup.rollout_placement``). The data position is threaded explicitly
 (``rollout.collect_rollouts(source, position, ...)`` returns the next one). Logs ``workdir/metrics.jsonl``
 (train/reward_mean, train/accuracy, train/kl, train/entropy, train/clip_frac,
 eval/accuracy, perf/tokens_per_s ...), checkpoints to ``workdir/checkpoints``

@@ -6,7 +6,11 @@ of their time handing work between threads. With ``n`` CPU devices and a ``(data
 mesh, each device decodes ``rows / n`` rows and the devices' ops run concurrently.
 Measured on a 2-vCPU Xeon, the `benchmarks/rl_step_vs_trl.py` rollout (128 rows x 64
 tokens): 0.30 s on one device, 0.215 s on two (mesh ``(2, 1, 1)``); its update is the
-same on both (0.42 s), and four devices made the update slower (0.56 s).
+same on both (0.42 s), and four devices made the update slower (0.56 s). On a 2-vCPU AMD
+EPYC (family 26) the rollout went 0.204 -> 0.139 s, but the data-parallel update stalled
+in its gradient all-reduce on 13 of 30 steps (1.23 s instead of 0.31 s): there the
+experiments sample on the split CPU and train on one device (``config.rollout_mesh``,
+`jaxrl_llm.training.setup.rollout_placement`).
 """
 
 import jax

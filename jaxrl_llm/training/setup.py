@@ -148,10 +148,12 @@ def rollout_placement(c, config, train_mesh) -> RolloutPlacement:
   (``c.cpu_devices``): decoding (one token per row a step: small ops) runs faster as
   data-parallel streams, while a data-parallel update waits in its gradient all-reduce
   whenever one device falls behind, and the waiting device holds a core. Measured on
-  a 2-vCPU AMD EPYC, the ``benchmarks/rl_step_vs_trl.py`` step: ``cpu_devices=2,
-  mesh=(2, 1, 1)``: rollout 0.135 s, update 0.30 s or 1.2 s (4 of 10 steps), mean
-  0.80 s a step; ``rollout_mesh=(2, 1, 1), mesh=()``: rollout 0.13 s (+1 ms to copy
-  the params), update 0.30 s on one device with both cores. One process only.
+  a 2-vCPU AMD EPYC (family 26), the ``benchmarks/rl_step_vs_trl.py`` step, 30 steps
+  each (docs/results/rl_step_vs_trl_2026-12-06.txt): one device: rollout 0.204 s,
+  update 0.316 s; ``cpu_devices=2, mesh=(2, 1, 1)``: rollout 0.139 s, update 0.31 s
+  on 17 steps and 1.23 s on 13 (mean step 0.86 s); ``cpu_devices=2,
+  rollout_mesh=(2, 1, 1), mesh=()``: rollout 0.137 s (1 ms of it to copy the params),
+  update 0.311 s on one device with both cores (mean step 0.45 s). One process only.
   """
   shape = tuple(c.get("rollout_mesh", None) or ())
   if not shape or shape == tuple(c.get("mesh") or ()):
