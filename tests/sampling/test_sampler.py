@@ -225,6 +225,37 @@ def test_new_sampling_settings_reuse_one_compilation(llama):
   assert (rank[mask] < 2).all(), rank
 
 
+@pytest.mark.parametrize("phases", [2, 5, 12])
+def test_decode_phases_give_the_same_completions(llama, phases):
+  """The phased loop (growing caches) equals the one-loop sampler token for token, with
+  stops, forced prefixes and per-row key streams; 12 phases of one step each too."""
+  config, params = llama
+  kw = dict(max_new_tokens=12, num_samples=2, temperature=0.9, top_p=0.9,
+            stop_tokens=(5, 9), prefix_tokens=[[40, 41], [42, -1], [-1, -1]])
+  for chunk in (None, 1):
+    ref = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(7),
+                            sample_chunk=chunk, decode_phases=1, **kw)
+    out = sampling.generate(config, params, PROMPTS, PROMPT_MASK, jax.random.key(7),
+                            sample_chunk=chunk, decode_phases=phases, **kw)
+    np.testing.assert_array_equal(np.asarray(out.tokens), np.asarray(ref.tokens))
+    np.testing.assert_array_equal(np.asarray(out.mask), np.asarray(ref.mask))
+    for field in ("logprobs", "sampling_logprobs", "temperature_logprobs"):
+      np.testing.assert_allclose(np.asarray(getattr(out, field)),
+                                 np.asarray(getattr(ref, field)), atol=1e-6)
+  assert np.asarray(ref.mask).sum() > 0 and not np.asarray(ref.mask).all()  # a stop happened
+
+
+def test_decode_phase_count_and_ends():
+  big, small = sampler_lib.PHASED_DECODE_MIN_CACHE_BYTES, 1 << 20
+  assert sampler_lib.decode_phase_count(None, cache_bytes=big, max_new_tokens=64) == 4
+  assert sampler_lib.decode_phase_count(None, cache_bytes=big, max_new_tokens=63) == 1
+  assert sampler_lib.decode_phase_count(None, cache_bytes=small, max_new_tokens=512) == 1
+  assert sampler_lib.decode_phase_count(3, cache_bytes=small, max_new_tokens=8) == 3
+  assert sampler_lib.decode_phase_ends(128, 4) == (32, 64, 96, 128)
+  assert sampler_lib.decode_phase_ends(5, 4) == (2, 3, 4, 5)
+  assert sampler_lib.decode_phase_ends(3, 8) == (1, 2, 3)  # at most one phase a step
+
+
 def test_bucket_length():
   assert [sampling.bucket_length(n) for n in (1, 16, 17, 64, 65)] == [16, 16, 32, 64, 128]
 
@@ -244,6 +275,8 @@ def test_bucket_length():
     (dict(num_samples=0), "num_samples"),
     (dict(prefix_tokens=np.array([[-1, 3], [1, 2]])), "prefix"),
     (dict(prefix_tokens=np.ones((3, 2), np.int32)), "prefix_tokens"),
+    (dict(decode_phases=0), "decode_phases must be an int >= 1 or None"),
+    (dict(decode_phases=2.0), "decode_phases must be an int >= 1 or None"),
 ])
 def test_bad_input_raises(llama, kwargs, match):
   config, params = llama
