@@ -13,7 +13,8 @@ log-probs equal the current ones at that step, so their forward is skipped:
 the trainer runs the prompt's layers once per group: ``rl.share_prompt_forward``, 'auto').
 On a CPU, ``--config.cpu_devices=2 --config.rollout_mesh='(2, 1, 1)'`` samples
 data-parallel over the CPU split in two devices and trains on one (a faster rollout on
-small models; ``jaxrl_llm.runs.cpu_devices``, ``training.setup.rollout_placement``). The data position is threaded explicitly
+small models; ``jaxrl_llm.runs.cpu_devices``, ``training.setup.rollout_placement``).
+The data position is threaded explicitly
 (``rollout.collect_rollouts(source, position, ...)`` returns the next one). Logs ``workdir/metrics.jsonl``
 (train/reward_mean, train/accuracy, train/kl, train/entropy, train/clip_frac,
 eval/accuracy, perf/tokens_per_s ...), checkpoints to ``workdir/checkpoints``

@@ -115,8 +115,9 @@ def test_rollout_placement_same_mesh_and_separate_mesh():
   assert p.to_rollout(other)["adapter"].sharding.is_fully_replicated
   rows = 16
   batch = training.make_rollout_batch(
-      jnp.ones((rows, 3), jnp.int32), jnp.ones((rows, 3), jnp.int32), jnp.ones((rows, 4), jnp.int32),
-      jnp.ones((rows, 4), bool), jnp.zeros((rows, 4)), jnp.arange(rows, dtype=jnp.float32),
+      jnp.ones((rows, 3), jnp.int32), jnp.ones((rows, 3), jnp.int32),
+      jnp.ones((rows, 4), jnp.int32), jnp.ones((rows, 4), bool), jnp.zeros((rows, 4)),
+      jnp.arange(rows, dtype=jnp.float32),
       group_ids=jnp.arange(rows, dtype=jnp.int32) // 4)
   on_mesh = training.place_batch(batch, p.mesh)
   back = p.to_train(on_mesh)
