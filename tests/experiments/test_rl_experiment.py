@@ -247,8 +247,8 @@ def test_rollouts_on_their_own_mesh_match_rollouts_on_the_training_device(tmp_pa
   runs = {}
   for name, rollout_mesh in (("single", ()), ("rollout_mesh", (8, 1, 1))):
     seen.clear()
-    c = _helpers.tiny_rl_config(tmp_path / name, steps=3, rollout_mesh=rollout_mesh,
-                                eval_every=3, export_hf=False)
+    c = _helpers.tiny_rl_config(tmp_path / name, steps=2, rollout_mesh=rollout_mesh,
+                                eval_every=2, export_hf=False)
     summary = rl.run(c)
     lines = _metric_lines(os.path.join(c.workdir, "metrics.jsonl"))
     runs[name] = ([(r["train/loss"], r["train/reward_mean"]) for r in lines
@@ -256,6 +256,6 @@ def test_rollouts_on_their_own_mesh_match_rollouts_on_the_training_device(tmp_pa
     # Every rollout and eval sampled where the config put it, with params there too.
     assert seen and set(seen) == {(None, frozenset({1})) if name == "single"
                                   else (8, frozenset({8}))}, seen
-  assert len(runs["rollout_mesh"][0]) == 3
+  assert len(runs["rollout_mesh"][0]) == 2
   np.testing.assert_allclose(runs["rollout_mesh"][0], runs["single"][0], rtol=1e-4, atol=1e-6)
   assert runs["rollout_mesh"][1] == runs["single"][1]
