@@ -209,7 +209,7 @@ def _decode(params, cache: KVCache, hidden, position, kv_mask, prefix, key,
 
   ``sampling`` is traced (0-d arrays from `validate_sampling_params`). ``cache``,
   ``hidden`` and ``position`` are donated: the loop carries them and the returned
-  state aliases their buffers, so the cache is updated in place. ``row_ids`` (``[R]``
+  state aliases their buffers, so the cache is updated in place (within each phase). ``row_ids`` (``[R]``
   int32 or None): row r's draw at step t uses the key ``fold_in(fold_in(key, t),
   row_ids[r])`` (one stream per row), else all rows share ``fold_in(key, t)``.
 
