@@ -215,7 +215,8 @@ def timed_records(path: str, warmup: int) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()][warmup:]
 
 
-def medians(recs: list[dict], stat=np.median) -> dict:
+def step_stats(recs: list[dict], stat=np.median) -> dict:
+  """``stat`` (median by default, or e.g. ``np.mean``) of every timed field over ``recs``."""
   keys = [k for k in recs[0] if k != "step" and isinstance(recs[0][k], float)]
   return {k: float(stat([r[k] for r in recs if k in r])) for k in keys}
 
@@ -349,11 +350,12 @@ def main():
       records[name] += recs
       with open(out) as f:
         raw[f"{name} run {rep + 1}"] = f.read()
-      say(f"{name} run {rep + 1}: {len(recs)} timed steps, total {medians(recs)['total']:.3f} "
-          f"s/step median, {medians(recs, np.mean)['total']:.3f} mean, process wall {wall:.0f} "
+      say(f"{name} run {rep + 1}: {len(recs)} timed steps, total "
+          f"{step_stats(recs)['total']:.3f} s/step median, "
+          f"{step_stats(recs, np.mean)['total']:.3f} mean, process wall {wall:.0f} "
           f"s; before: {before}; after: {after}")
-  results = {name: medians(recs) for name, recs in records.items()}
-  means = {name: medians(recs, np.mean) for name, recs in records.items()}
+  results = {name: step_stats(recs) for name, recs in records.items()}
+  means = {name: step_stats(recs, np.mean) for name, recs in records.items()}
   if py_trl:
     say("TRL env: " + versions(py_trl, ["torch", "transformers", "trl"]))
   import jax
